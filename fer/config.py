@@ -1,0 +1,217 @@
+"""Typed configs: one dataclass per config option, registered in Hydra's ConfigStore.
+
+Each `conf/<group>/<option>.yaml` starts from its schema (`/schema/<group>/<kind>@_here_`), so a
+typo in a key or a value of the wrong type fails while Hydra composes, naming the key. Checks that a
+type cannot express (ranges, choices) run in `validate` before anything is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from fer.errors import ConfigError
+
+
+@dataclass
+class CNNConfig:
+    name: str = "cnn"
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])
+    first_kernel: int = 5
+    kernel: int = 3
+    batchnorm_from: int = 2  # conv index from which batch-norm is used (the last two of four)
+    hidden: int = 256
+    dropout: float = 0.5
+
+
+@dataclass
+class VGGConfig:
+    name: str = "vgg16"
+    depth: int = 16
+    classifier_width: int = 512
+    dropout: float = 0.5
+
+
+@dataclass
+class DNNConfig:
+    name: str = "dnn"
+    hidden: list[int] = field(default_factory=lambda: [1024, 512, 256])
+    match: str | None = None  # a model option name; the widths are then solved for its parameter count
+    depth: int = 3  # number of hidden layers when matching
+    dropout: float = 0.5
+
+
+@dataclass
+class ActConfig:
+    name: str = "relu"
+    slope: float = 0.01  # leaky_relu's negative slope; ignored by the others
+
+
+@dataclass
+class DataConfig:
+    name: str = "synthetic"
+    path: str | None = None
+    batch_size: int = 64
+    val_policy: str = "auto"  # auto | usage | fraction | first
+    val_fraction: float = 0.1
+    val_count: int = 0  # rows for val_policy=first
+    limit: int | None = None  # cap on the rows of each split, for quick runs
+    on_bad_row: str = "error"  # error | skip
+    seed: int = 0  # seeds the validation split and `limit`, independent of the training seed
+    num_workers: int = 0
+    # data=synthetic only
+    n_train: int = 3500
+    n_val: int = 700
+    n_test: int = 700
+    noise: float = 0.06
+
+
+@dataclass
+class NormConfig:
+    name: str = "standardize"
+
+
+@dataclass
+class AugConfig:
+    """Batched, per-sample random augmentation; all zero is `aug=none`."""
+
+    name: str = "none"
+    rotation: float = 0.0  # degrees
+    shift: float = 0.0  # fraction of the image size, horizontal and vertical
+    shear: float = 0.0  # degrees (Keras's shear_range)
+    zoom: float = 0.0  # scale drawn from [1 - zoom, 1 + zoom]
+    hflip: bool = False
+    crop_padding: int = 0  # random crop of 48 px from the image padded by this many pixels
+    erasing: float = 0.0  # probability of random erasing
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = True
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+
+
+@dataclass
+class SchedConfig:
+    name: str = "none"
+    factor: float = 0.5  # plateau
+    patience: int = 3  # plateau, in epochs
+    min_lr: float = 0.0  # plateau and cosine
+    pct_start: float = 0.3  # onecycle
+    max_lr_factor: float = 1.0  # onecycle: peak learning rate = optim.lr × this
+
+
+@dataclass
+class TrainerConfig:
+    name: str = "default"
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    precision: str = "32-true"
+    max_epochs: int = 8
+    limit_train_batches: int | None = None
+    limit_val_batches: int | None = None
+    limit_test_batches: int | None = None
+    num_sanity_val_steps: int = 2
+    gradient_clip_val: float | None = None
+    deterministic: bool = False
+    progress_bar: bool = True
+
+
+@dataclass
+class TrackingConfig:
+    name: str = "local"
+    uri: str = "sqlite:///mlflow.db"
+    artifact_root: str | None = "mlruns"  # for a new experiment; a server chooses its own when null
+
+
+@dataclass
+class FerConfig:
+    model: Any = MISSING
+    act: Any = MISSING
+    data: Any = MISSING
+    norm: Any = MISSING
+    aug: Any = MISSING
+    optim: Any = MISSING
+    sched: Any = MISSING
+    trainer: Any = MISSING
+    tracking: Any = MISSING
+    seed: int = 0
+    experiment: str = "fer"
+    run_name: str | None = None
+    label_smoothing: float = 0.0
+
+
+SCHEMAS = {
+    "model": {"cnn": CNNConfig, "vgg": VGGConfig, "dnn": DNNConfig},
+    "act": {"act": ActConfig},
+    "data": {"data": DataConfig},
+    "norm": {"norm": NormConfig},
+    "aug": {"aug": AugConfig},
+    "optim": {"optim": OptimConfig},
+    "sched": {"sched": SchedConfig},
+    "trainer": {"trainer": TrainerConfig},
+    "tracking": {"tracking": TrackingConfig},
+}
+
+CHOICES = {
+    "model.name": ("cnn", "vgg16", "vgg19", "dnn"),
+    "act.name": ("relu", "selu", "leaky_relu", "elu", "gelu"),
+    "data.name": ("synthetic", "fer2013", "hw3", "folder"),
+    "data.val_policy": ("auto", "usage", "fraction", "first"),
+    "data.on_bad_row": ("error", "skip"),
+    "norm.name": ("none", "unit", "symmetric", "standardize"),
+    "optim.name": ("adam", "adamax", "sgd"),
+    "sched.name": ("none", "plateau", "cosine", "onecycle"),
+}
+
+
+def register() -> None:
+    """Put the root schema and every option schema into Hydra's ConfigStore."""
+    cs = ConfigStore.instance()
+    cs.store(name="fer_schema", node=FerConfig)
+    for group, kinds in SCHEMAS.items():
+        for kind, node in kinds.items():
+            cs.store(group=f"schema/{group}", name=kind, node=node)
+
+
+def _check(cfg: DictConfig, key: str, ok, expected: str) -> None:
+    value = OmegaConf.select(cfg, key)
+    if not ok(value):
+        raise ConfigError(key, expected, value)
+
+
+def validate(cfg: DictConfig) -> DictConfig:
+    """Reject values no type can rule out, before any data is read or model built."""
+    for key, allowed in CHOICES.items():
+        _check(cfg, key, lambda v, a=allowed: v in a, "one of " + ", ".join(a for a in allowed))
+    positive = lambda v: v is not None and v > 0  # noqa: E731
+    non_negative = lambda v: v is not None and v >= 0  # noqa: E731
+    _check(cfg, "data.batch_size", positive, "a positive integer")
+    _check(cfg, "data.val_fraction", lambda v: 0 < v < 1, "a fraction between 0 and 1")
+    _check(cfg, "data.limit", lambda v: v is None or v > 0, "a positive integer or null")
+    _check(cfg, "data.num_workers", non_negative, "0 or more")
+    _check(cfg, "optim.lr", positive, "a positive number")
+    _check(cfg, "optim.weight_decay", non_negative, "0 or more")
+    _check(cfg, "trainer.max_epochs", positive, "a positive integer")
+    _check(cfg, "label_smoothing", lambda v: 0 <= v < 1, "a number in [0, 1)")
+    if cfg.data.name == "synthetic":
+        for k in ("n_train", "n_val", "n_test"):
+            _check(cfg, f"data.{k}", positive, "a positive integer")
+    elif not cfg.data.path:
+        raise ConfigError("data.path", f"the path of the {cfg.data.name} data", cfg.data.path)
+    if cfg.model.name == "dnn" and cfg.model.match is not None:
+        _check(cfg, "model.match", lambda v: v in ("cnn", "vgg16", "vgg19"), "cnn, vgg16 or vgg19")
+        _check(cfg, "model.depth", positive, "a positive integer")
+    for k in ("rotation", "shift", "shear", "zoom", "erasing", "crop_padding"):
+        _check(cfg, f"aug.{k}", non_negative, "0 or more")
+    return cfg
+
+
+register()

@@ -1,0 +1,93 @@
+"""From what a reader returns to train / val / test splits: the validation policy and `limit`."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fer.data.split import Split
+from fer.errors import DataError
+from fer.labels import EMOTIONS
+
+USAGE_TESTS = {"PublicTest": "public", "PrivateTest": "private"}
+
+
+@dataclass
+class Splits:
+    """What a run trains, selects and tests on.
+
+    `tests` holds the labeled test splits by name (FER2013's PublicTest and PrivateTest are reported
+    apart); `predict` the unlabeled rows a Kaggle-style prediction file is made for; `skipped` the
+    (line, reason) of rows `data.on_bad_row=skip` dropped.
+    """
+
+    train: Split
+    val: Split
+    tests: dict[str, Split]
+    predict: Split | None = None
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+
+
+def carve_validation(train: Split, cfg, rng: np.random.Generator) -> tuple[Split, Split]:
+    """Split the training rows: a random `val_fraction`, or the first `val_count` rows (`first`)."""
+    n = len(train)
+    if cfg.val_policy == "first":
+        k = cfg.val_count or max(1, round(n * cfg.val_fraction))
+        val_idx, train_idx = np.arange(k), np.arange(k, n)
+    else:
+        perm = rng.permutation(n)
+        k = max(1, round(n * cfg.val_fraction))
+        val_idx, train_idx = np.sort(perm[:k]), np.sort(perm[k:])
+    return train.take(train_idx), train.take(val_idx)
+
+
+def cap(split: Split, limit: int | None, rng: np.random.Generator) -> Split:
+    """At most `limit` rows, a seeded random subset kept in source order (folders are sorted by class)."""
+    if limit is None or len(split) <= limit:
+        return split
+    return split.take(np.sort(rng.permutation(len(split))[:limit]))
+
+
+def arrange(raw: dict[str, Split], cfg, source: str) -> Splits:
+    """Apply the validation policy to a reader's splits (keyed by Usage, or train/test)."""
+    rng = np.random.default_rng(cfg.seed)
+    policy = cfg.val_policy
+    if "Training" in raw:  # FER2013 with a Usage column
+        if policy in ("auto", "usage") and "PublicTest" in raw:
+            train, val = raw["Training"], raw["PublicTest"]
+        elif policy == "usage":
+            raise DataError(source, "data.val_policy=usage needs PublicTest rows in the Usage column; found "
+                            + ", ".join(raw))
+        else:
+            train, val = carve_validation(raw["Training"], cfg, rng)
+        tests = {USAGE_TESTS[k]: v for k, v in raw.items() if k in USAGE_TESTS}
+        predict = None
+    else:
+        if policy == "usage":
+            raise DataError(source, "data.val_policy=usage needs a Usage column; use fraction or first")
+        train, val = carve_validation(raw["train"], cfg, rng)
+        test = raw.get("test")
+        tests = {"test": test} if test is not None and test.labeled else {}
+        predict = test if test is not None and not test.labeled else None
+    splits = Splits(
+        train=cap(train, cfg.limit, rng),
+        val=cap(val, cfg.limit, rng),
+        tests={k: cap(v, cfg.limit, rng) for k, v in tests.items()},
+        predict=predict,
+    )
+    check(splits, source)
+    return splits
+
+
+def check(splits: Splits, source: str) -> None:
+    """No empty split; a class without training examples is allowed but said (its matrix row is empty)."""
+    for name, split in [("train", splits.train), ("val", splits.val), *splits.tests.items()]:
+        if len(split) == 0:
+            raise DataError(source, f"the {name} split has no rows")
+    missing = sorted(set(range(len(EMOTIONS))) - set(np.unique(splits.train.labels).tolist()))
+    if missing:
+        names = ", ".join(f"{i} {EMOTIONS[i]}" for i in missing)
+        print(f"fer: warning: no training example of class {names} in {source}: "
+              "the model cannot learn it and its confusion-matrix row will be empty", file=sys.stderr)

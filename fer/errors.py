@@ -1,0 +1,45 @@
+"""Errors a user can act on, and the guard that turns them into one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+F = TypeVar("F", bound=Callable)
+
+
+class FerError(Exception):
+    """Bad input or configuration: the message alone tells the user what to fix."""
+
+
+class DataError(FerError):
+    """A data file that is missing, malformed or holds values out of range."""
+
+    def __init__(self, path, problem: str, line: int | None = None):
+        where = f"{path}:{line}" if line is not None else f"{path}"
+        super().__init__(f"{where}: {problem}")
+        self.path, self.line, self.problem = path, line, problem
+
+
+class ConfigError(FerError):
+    """A config key whose value cannot be used."""
+
+    def __init__(self, key: str, expected: str, got):
+        super().__init__(f"config key '{key}': expected {expected}, got {got!r}")
+        self.key = key
+
+
+def guarded(fn: F) -> F:
+    """Print a FerError as `fer: error: …` and exit 2 instead of showing a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FerError as e:
+            print(f"fer: error: {e}", file=sys.stderr, flush=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,42 @@
+"""A fully connected network, optionally sized to match another model's parameter count."""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from fer.labels import IMAGE_SIZE, NUM_CLASSES
+from fer.models.act import activation, dropout
+
+INPUTS = IMAGE_SIZE * IMAGE_SIZE
+
+
+def dnn_params(widths: list[int]) -> int:
+    """Parameters of flatten → Linear(widths…) → Linear(7), weights and biases."""
+    dims = [INPUTS, *widths, NUM_CLASSES]
+    return sum(a * b + b for a, b in zip(dims, dims[1:], strict=False))
+
+
+def matched_widths(target: int, depth: int) -> list[int]:
+    """Equal widths h for `depth` hidden layers whose total parameter count is closest to `target`.
+
+    params(h) = (depth-1)·h² + (INPUTS + 1 + depth-1 + NUM_CLASSES)·h + NUM_CLASSES, solved for h.
+    """
+    a = depth - 1
+    b = INPUTS + 1 + (depth - 1) + NUM_CLASSES
+    c = NUM_CLASSES - target
+    h = -c / b if a == 0 else (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)
+    candidates = {max(1, math.floor(h)), max(1, math.ceil(h))}
+    best = min(candidates, key=lambda w: abs(dnn_params([w] * depth) - target))
+    return [best] * depth
+
+
+def build_dnn(widths: list[int], cfg, act) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Flatten()]
+    in_f = INPUTS
+    for w in widths:
+        layers += [nn.Linear(in_f, w), activation(act), dropout(act, cfg.dropout)]
+        in_f = w
+    layers.append(nn.Linear(in_f, NUM_CLASSES))
+    return nn.Sequential(*layers)

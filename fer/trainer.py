@@ -1,0 +1,46 @@
+"""The Lightning Trainer for `trainer=`: checkpointing on val_acc, rich progress, fer's MLflow logger."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
+
+# Lightning advertises its cloud products at every start; the noise hides fer's own lines.
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(lambda r: "💡 Tip" not in r.getMessage())
+warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+
+
+def build_trainer(cfg, logger, callbacks: list, ckpt_dir: Path) -> tuple[pl.Trainer, ModelCheckpoint]:
+    """A Trainer and its checkpoint callback (MLFlowLogger knows no save_dir for sqlite or http URIs,
+    so the checkpoint directory is given explicitly)."""
+    ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="best-{epoch:02d}", monitor="val_acc", mode="max",
+                           save_last=True, auto_insert_metric_name=False)
+    extra = [RichProgressBar(leave=True)] if cfg.progress_bar else []
+    trainer = pl.Trainer(
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        precision=cfg.precision,
+        max_epochs=cfg.max_epochs,
+        limit_train_batches=cfg.limit_train_batches,
+        limit_val_batches=cfg.limit_val_batches,
+        limit_test_batches=cfg.limit_test_batches,
+        num_sanity_val_steps=cfg.num_sanity_val_steps,
+        gradient_clip_val=cfg.gradient_clip_val,
+        deterministic=cfg.deterministic,
+        logger=logger,
+        callbacks=[ckpt, *callbacks, *extra],
+        enable_progress_bar=cfg.progress_bar,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+    )
+    return trainer, ckpt
+
+
+def inference_trainer(accelerator: str, logger=False, callbacks=()) -> pl.Trainer:
+    """A Trainer for test or predict on a restored model: one device, no checkpoints."""
+    return pl.Trainer(accelerator=accelerator, devices=1, logger=logger, callbacks=list(callbacks),
+                      enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
