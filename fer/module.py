@@ -27,8 +27,7 @@ def test_metrics() -> MetricCollection:
 class FERModule(pl.LightningModule):
     """Classifies normalized faces; `config` is the resolved run config as a plain dict.
 
-    Test splits are reported apart (`test_<name>_acc`) and together (`test_acc`); the confusion
-    matrices of the last test are kept in `test_results` for the artifact callback.
+    The confusion matrices of the last test are kept in `test_results` for the artifact callback.
     """
 
     def __init__(self, config: dict, test_names: list[str]):
@@ -82,15 +81,20 @@ class FERModule(pl.LightningModule):
             self.tests["all"].update(logits, y)
 
     def on_test_epoch_end(self):
+        """`test_<split>_acc` per named split (FER2013's public, private), `test_acc` and the per-class
+        accuracies over all test rows."""
         self.test_results = {}
+        overall = "all" if "all" in self.tests else self.test_names[0]
         for name, metrics in self.tests.items():
             values = metrics.compute()
             metrics.reset()
-            prefix = "test" if name == "all" or len(self.tests) == 1 else f"test_{name}"
-            self.log(f"{prefix}_acc", values["acc"])
-            self.log(f"{prefix}_f1", values["f1"])
             confmat = values["confmat"].cpu()
-            if prefix == "test":
+            if name not in ("all", "test"):
+                self.log(f"test_{name}_acc", values["acc"])
+                self.log(f"test_{name}_f1", values["f1"])
+            if name == overall:
+                self.log("test_acc", values["acc"])
+                self.log("test_f1", values["f1"])
                 support = confmat.sum(1)
                 for i, cls in enumerate(EMOTIONS):
                     if support[i] > 0:

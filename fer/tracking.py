@@ -6,6 +6,8 @@ the run id to Lightning's `MLFlowLogger` for the metrics, so later work can nest
 
 from __future__ import annotations
 
+import csv
+import io
 import shlex
 import subprocess
 import sys
@@ -121,5 +123,8 @@ def run_url(tracking, exp_id: str, run_id: str) -> str:
 def log_skipped_rows(client: MlflowClient, run_id: str, skipped: list[tuple[int, str]]) -> None:
     """`data.on_bad_row=skip` drops rows; the run says how many (tag) and which (skipped_rows.csv)."""
     set_tags(client, run_id, {"fer.skipped_rows": len(skipped)})
-    text = "line,reason\n" + "".join(f'{line},"{reason}"\n' for line, reason in skipped)
-    client.log_text(run_id, text, "skipped_rows.csv")
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["line", "reason"])
+    writer.writerows(skipped)
+    client.log_text(run_id, out.getvalue(), "skipped_rows.csv")

@@ -54,6 +54,8 @@ def arrange(raw: dict[str, Split], cfg, source: str) -> Splits:
     """Apply the validation policy to a reader's splits (keyed by Usage, or train/test)."""
     rng = np.random.default_rng(cfg.seed)
     policy = cfg.val_policy
+    if "Training" not in raw and "train" not in raw:
+        raise DataError(source, "no training rows (Usage Training, or a train split); found " + ", ".join(raw))
     if "Training" in raw:  # FER2013 with a Usage column
         if policy in ("auto", "usage") and "PublicTest" in raw:
             train, val = raw["Training"], raw["PublicTest"]
