@@ -63,9 +63,9 @@ class DataConfig:
     seed: int = 0  # seeds the validation split and `limit`, independent of the training seed
     num_workers: int = 0
     # data=synthetic only
-    n_train: int = 3500
-    n_val: int = 700
-    n_test: int = 700
+    n_train: int = 7000
+    n_val: int = 1400
+    n_test: int = 1400
     noise: float = 0.06
 
 
@@ -114,7 +114,7 @@ class TrainerConfig:
     accelerator: str = "auto"
     devices: Any = "auto"
     precision: str = "32-true"
-    max_epochs: int = 8
+    max_epochs: int = 12
     limit_train_batches: int | None = None
     limit_val_batches: int | None = None
     limit_test_batches: int | None = None

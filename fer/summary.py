@@ -25,9 +25,11 @@ def model_summary(module) -> str:
     line = lambda r: "".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
     rule = "=" * sum(widths)
     counts = count_params(module.net)
+    buffers = sum(b.numel() for name, b in module.net.named_buffers() if not name.endswith("num_batches_tracked"))
     body = [rule, line(head), rule, *(line(r) for r in rows), rule,
             f"Total params: {counts['params_total']:,}",
             f"Trainable params: {counts['params_trainable']:,}",
             f"Non-trainable params: {counts['params_non_trainable']:,}",
+            f"Buffers (batch-norm running statistics; Keras counts them as non-trainable params): {buffers:,}",
             rule]
     return "\n".join(body) + "\n"

@@ -14,12 +14,21 @@ logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(lambda r: "
 warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
 
 
+class ProgressBar(RichProgressBar):
+    """Rich progress without Lightning's logger version (an MLflow run id fragment) among the metrics."""
+
+    def get_metrics(self, trainer, pl_module):
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        return items
+
+
 def build_trainer(cfg, logger, callbacks: list, ckpt_dir: Path) -> tuple[pl.Trainer, ModelCheckpoint]:
     """A Trainer and its checkpoint callback (MLFlowLogger knows no save_dir for sqlite or http URIs,
     so the checkpoint directory is given explicitly)."""
     ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="best-{epoch:02d}", monitor="val_acc", mode="max",
                            save_last=True, auto_insert_metric_name=False)
-    extra = [RichProgressBar(leave=True)] if cfg.progress_bar else []
+    extra = [ProgressBar(leave=True)] if cfg.progress_bar else []
     trainer = pl.Trainer(
         accelerator=cfg.accelerator,
         devices=cfg.devices,

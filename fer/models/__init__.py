@@ -1,4 +1,8 @@
-"""Build the network named by `model=` with the activation named by `act=`."""
+"""Build the network named by `model=` with the activation named by `act=`.
+
+Every model is `Sequential(features=…, classifier=…)`, so layers have stable names
+(`features.3`, `classifier.1`) for summaries, checkpoints and the layers that explanations pick.
+"""
 
 from __future__ import annotations
 

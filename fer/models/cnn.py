@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from torch import nn
 
 from fer.labels import IMAGE_SIZE, NUM_CLASSES
@@ -28,4 +30,4 @@ def build_cnn(cfg, act) -> nn.Sequential:
         dropout(act, cfg.dropout),
         nn.Linear(cfg.hidden, NUM_CLASSES),
     )
-    return nn.Sequential(features, classifier)
+    return nn.Sequential(OrderedDict(features=features, classifier=classifier))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 from torch import nn
 
@@ -33,10 +34,10 @@ def matched_widths(target: int, depth: int) -> list[int]:
 
 
 def build_dnn(widths: list[int], cfg, act) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Flatten()]
+    layers: list[nn.Module] = []
     in_f = INPUTS
     for w in widths:
         layers += [nn.Linear(in_f, w), activation(act), dropout(act, cfg.dropout)]
         in_f = w
     layers.append(nn.Linear(in_f, NUM_CLASSES))
-    return nn.Sequential(*layers)
+    return nn.Sequential(OrderedDict(features=nn.Flatten(), classifier=nn.Sequential(*layers)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from torch import nn
 
 from fer.labels import NUM_CLASSES
@@ -33,4 +35,4 @@ def build_vgg(cfg, act) -> nn.Sequential:
         dropout(act, cfg.dropout),
         nn.Linear(w, NUM_CLASSES),
     )
-    return nn.Sequential(nn.Sequential(*layers), classifier)
+    return nn.Sequential(OrderedDict(features=nn.Sequential(*layers), classifier=classifier))
