@@ -36,6 +36,10 @@ def run_name(cfg: DictConfig) -> str:
     return cfg.run_name or f"{model}-{cfg.act.name}-{cfg.norm.name}-{cfg.aug.name}"
 
 
+def job_overrides() -> list[str]:
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else sys.argv[1:]
+
+
 def output_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path("outputs")
 
@@ -43,7 +47,7 @@ def output_dir() -> Path:
 def fit_and_test(cfg: DictConfig) -> RunResult:
     validate(cfg)
     splits = load_splits(cfg.data)  # bad data fails here, before a run is created
-    tags = tracking.provenance_tags()
+    tags = tracking.provenance_tags(job_overrides())
     if not splits.tests:
         print("fer: note: the data has no labeled test split: test metrics are on the validation split",
               file=sys.stderr)

@@ -10,7 +10,6 @@ import csv
 import io
 import shlex
 import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -67,9 +66,10 @@ def git_commit() -> str:
         return "unknown"
 
 
-def provenance_tags() -> dict[str, str]:
-    """What re-running this run months later needs: the command, the code and the package versions."""
-    tags = {"fer.command": shlex.join([Path(sys.executable).name, "-m", "fer.train", *sys.argv[1:]]),
+def provenance_tags(overrides: list[str]) -> dict[str, str]:
+    """What re-running this run months later needs: the command (this job's overrides, also inside a
+    multirun sweep), the code and the package versions."""
+    tags = {"fer.command": shlex.join(["python", "-m", "fer.train", *overrides]),
             "mlflow.source.git.commit": git_commit()}
     for pkg in PACKAGES:
         try:

@@ -66,7 +66,8 @@ def test_default_cnn_run_is_complete(cnn_run):
     assert run.info.run_id in proc.stdout and "test_acc" in proc.stdout
     assert "mlflow ui --backend-store-uri sqlite:///" in proc.stdout and "--host 127.0.0.1" in proc.stdout
     assert (cwd / "mlflow.db").exists() and (cwd / "mlruns").is_dir()
-    assert "fer.command" in run.data.tags and "mlflow.source.git.commit" in run.data.tags
+    assert run.data.tags["fer.command"] == "python -m fer.train " + " ".join(QUICK)
+    assert "mlflow.source.git.commit" in run.data.tags and "fer.version.torch" in run.data.tags
 
 
 def test_confusion_matrix_matches_test_accuracy(cnn_run):
