@@ -132,6 +132,46 @@ class TrackingConfig:
 
 
 @dataclass
+class FiltersConfig:
+    """Gradient ascent on the input for the first `n` filters of each layer in `layers`."""
+
+    enabled: bool = True
+    layers: list[str] = field(default_factory=lambda: ["conv:0", "conv:-1"])
+    n: int = 32
+    steps: int = 200
+    lr: float = 0.05
+    jitter: int = 2
+    rotation: float = 5.0
+    blur_every: int = 0
+    contrast: float = 0.5  # minus this × the strongest other filter's activation (0: plain maximization)
+
+
+@dataclass
+class LayerOutputsConfig:
+    enabled: bool = True
+    layers: list[str] = field(default_factory=lambda: ["conv:0", "conv:-1"])
+    n: int = 16  # feature maps shown per layer
+    probe: int = 0  # which probe image (index into the probes)
+
+
+@dataclass
+class ExplainConfig:
+    """Captum explanations rendered into the run: at the end of training, and every n epochs if set."""
+
+    name: str = "default"
+    enabled: bool = True
+    methods: list[str] = field(default_factory=lambda: ["saliency", "integrated_gradients", "guided_backprop",
+                                                        "gradcam", "smoothgrad"])
+    target: str = "label"  # label | predicted: the class the attribution is for
+    probe_ids: list[int] | None = None  # rows of the validation split; default one per class
+    gradcam_layer: str | None = None  # default: the activation after the last conv; conv:<k> or a module name
+    threshold: float = 0.3  # the mask column keeps pixels above this fraction of the map's maximum
+    every_n_epochs: int = 0  # 0: only at the end; n: saliency figures logged as images every n epochs
+    filters: FiltersConfig = field(default_factory=FiltersConfig)
+    layer_outputs: LayerOutputsConfig = field(default_factory=LayerOutputsConfig)
+
+
+@dataclass
 class FerConfig:
     model: Any = MISSING
     act: Any = MISSING
@@ -142,6 +182,7 @@ class FerConfig:
     sched: Any = MISSING
     trainer: Any = MISSING
     tracking: Any = MISSING
+    explain: Any = MISSING
     seed: int = 0
     experiment: str = "fer"
     run_name: str | None = None
@@ -158,6 +199,7 @@ SCHEMAS = {
     "sched": {"sched": SchedConfig},
     "trainer": {"trainer": TrainerConfig},
     "tracking": {"tracking": TrackingConfig},
+    "explain": {"explain": ExplainConfig},
 }
 
 CHOICES = {
@@ -181,10 +223,10 @@ def register() -> None:
             cs.store(group=f"schema/{group}", name=kind, node=node)
 
 
-def _check(cfg: DictConfig, key: str, ok, expected: str) -> None:
+def _check(cfg: DictConfig, key: str, ok, expected: str, prefix: str = "") -> None:
     value = OmegaConf.select(cfg, key)
     if not ok(value):
-        raise ConfigError(key, expected, value)
+        raise ConfigError(prefix + key, expected, value)
 
 
 def validate(cfg: DictConfig) -> DictConfig:
@@ -211,7 +253,26 @@ def validate(cfg: DictConfig) -> DictConfig:
         _check(cfg, "model.depth", positive, "a positive integer")
     for k in ("rotation", "shift", "shear", "zoom", "erasing", "crop_padding"):
         _check(cfg, f"aug.{k}", non_negative, "0 or more")
+    if "explain" in cfg:
+        validate_explain(cfg.explain)
     return cfg
+
+
+def validate_explain(explain: DictConfig) -> None:
+    from fer.explain.saliency import METHODS
+
+    for method in explain.methods:
+        if method not in METHODS:
+            raise ConfigError("explain.methods", "names among " + ", ".join(METHODS), method)
+    checks = [("target", lambda v: v in ("label", "predicted"), "label or predicted"),
+              ("threshold", lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
+              ("every_n_epochs", lambda v: v >= 0, "0 or more"),
+              ("filters.n", lambda v: v > 0, "a positive integer"),
+              ("filters.steps", lambda v: v > 0, "a positive integer"),
+              ("filters.contrast", lambda v: v >= 0, "0 or more"),
+              ("layer_outputs.n", lambda v: v > 0, "a positive integer")]
+    for key, ok, expected in checks:
+        _check(explain, key, ok, expected, prefix="explain.")
 
 
 register()

@@ -16,6 +16,8 @@ from fer.callbacks import RunArtifacts
 from fer.config import validate
 from fer.data import load_splits
 from fer.data.datamodule import FERDataModule
+from fer.explain.callback import ExplainCallback
+from fer.explain.render import check_layers
 from fer.models import count_params
 from fer.module import FERModule
 from fer.summary import model_summary
@@ -56,6 +58,8 @@ def fit_and_test(cfg: DictConfig) -> RunResult:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = FERDataModule(splits, cfg.data, cfg.aug)
     module = FERModule(OmegaConf.to_container(cfg, resolve=True), dm.test_names)
+    if cfg.explain.enabled:
+        check_layers(module.net, cfg.explain)  # a wrong layer name fails now, not after training
     params = {**tracking.flatten(cfg), **count_params(module.net), **module.normalizer.fit(splits.train.images),
               "data.rows_train": len(splits.train), "data.rows_val": len(splits.val),
               **{f"data.rows_test_{k}": len(v) for k, v in splits.tests.items()}}
@@ -68,7 +72,10 @@ def fit_and_test(cfg: DictConfig) -> RunResult:
     logger = tracking.RunLogger(experiment_name=cfg.experiment, tracking_uri=client.tracking_uri, run_id=run_id)
     texts = {"config.yaml": OmegaConf.to_yaml(cfg, resolve=True), "model_summary.txt": model_summary(module)}
     artifacts = RunArtifacts(client, run_id, name, texts)
-    trainer, ckpt = build_trainer(cfg.trainer, logger, [artifacts], output_dir() / "checkpoints")
+    callbacks = [artifacts]
+    if cfg.explain.enabled:
+        callbacks.append(ExplainCallback(client, run_id, splits.val, cfg.explain))
+    trainer, ckpt = build_trainer(cfg.trainer, logger, callbacks, output_dir() / "checkpoints")
     try:
         trainer.fit(module, datamodule=dm)
         trainer.test(module, datamodule=dm, ckpt_path="best" if ckpt.best_model_path else None, verbose=False)

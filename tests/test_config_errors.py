@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from conftest import run_fer
-from hydra import compose, initialize_config_dir
+from conftest import composed, run_fer
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from fer.config import validate
 from fer.errors import ConfigError
-
-CONF = str(Path(__file__).resolve().parents[1] / "conf")
-
-
-def composed(*overrides: str):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose("config", overrides=list(overrides))
 
 
 @pytest.mark.parametrize("group,options", [

@@ -8,7 +8,7 @@ import tempfile
 
 import numpy as np
 import torch
-from conftest import QUICK, only_run, run_fer
+from conftest import CNN_ARGS, QUICK, only_run, run_fer
 from PIL import Image
 from test_models import vgg_params
 
@@ -66,7 +66,7 @@ def test_default_cnn_run_is_complete(cnn_run):
     assert run.info.run_id in proc.stdout and "test_acc" in proc.stdout
     assert "mlflow ui --backend-store-uri sqlite:///" in proc.stdout and "--host 127.0.0.1" in proc.stdout
     assert (cwd / "mlflow.db").exists() and (cwd / "mlruns").is_dir()
-    assert run.data.tags["fer.command"] == "python -m fer.train " + " ".join(QUICK)
+    assert run.data.tags["fer.command"] == "python -m fer.train " + " ".join(CNN_ARGS)
     assert "mlflow.source.git.commit" in run.data.tags and "fer.version.torch" in run.data.tags
 
 
@@ -93,9 +93,10 @@ def test_standardize_uses_training_split_only(cnn_run):
 
 def test_vgg19_selu_runs_as_written(tmp_path):
     run_fer("fer.train", "model=vgg19", "act=selu", "data.limit=64", "trainer.max_epochs=1",
-            "trainer.progress_bar=false", "trainer.num_sanity_val_steps=0", cwd=tmp_path)
+            "trainer.progress_bar=false", "trainer.num_sanity_val_steps=0", "explain=none", cwd=tmp_path)
     client, run = only_run(tmp_path)
     assert_complete_run(client, run, epochs=1)
+    assert not client.list_artifacts(run.info.run_id, "saliency")
     assert run.info.run_name == "vgg19-selu-standardize-none"
     summary = artifact_bytes(client, run.info.run_id, "model_summary.txt").decode()
     assert "SELU" in summary and "AlphaDropout" in summary and "ReLU" not in summary
@@ -103,9 +104,17 @@ def test_vgg19_selu_runs_as_written(tmp_path):
 
 def test_dnn_matched_to_vgg16(tmp_path):
     run_fer("fer.train", "model=dnn", "model.match=vgg16", *QUICK[:3], "trainer.max_epochs=1",
-            "trainer.progress_bar=false", cwd=tmp_path)
+            "trainer.progress_bar=false", "explain.filters.steps=20", "explain.filters.n=8", cwd=tmp_path)
     client, run = only_run(tmp_path)
     assert_complete_run(client, run, epochs=1)
+    rid = run.info.run_id
+    # a DNN: saliency as for a CNN but no Grad-CAM, filters of its first hidden layer, no layer outputs
+    assert {a.path for a in client.list_artifacts(rid, "saliency")} == {
+        f"saliency/{m}.png" for m in ("saliency", "integrated_gradients", "guided_backprop", "smoothgrad")}
+    assert [a.path for a in client.list_artifacts(rid, "filters")] == ["filters/classifier.0.png"]
+    assert not client.list_artifacts(rid, "layer_outputs")
+    notes = run.data.tags["fer.explain.notes"]
+    assert "gradcam skipped" in notes and "layer outputs skipped" in notes
     vgg16 = vgg_params(16, 512)
     assert abs(int(run.data.params["params_total"]) - vgg16) / vgg16 <= 0.02
     assert run.info.run_name == "dnn~vgg16-relu-standardize-none"

@@ -1,0 +1,40 @@
+"""`python -m fer.explain run_id=… [explain options]`: explanations of a finished run, logged into it."""
+
+from __future__ import annotations
+
+import hydra
+import torch
+
+import fer.config  # noqa: F401  (registers the config schemas)
+from fer.config import validate_explain
+from fer.errors import guarded
+from fer.explain.render import MlflowSink, check_layers, render_all
+from fer.runs import client_and_data, restore
+from fer.tracking import set_tags
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="explain_run")
+@guarded
+def main(cfg) -> None:
+    validate_explain(cfg.explain)
+    client, data_cfg = client_and_data(cfg)
+    r = restore(client, cfg.run_id, data_cfg)
+    use_gpu = cfg.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    module = r.module.to("cuda" if use_gpu else "cpu")
+    check_layers(module.net, cfg.explain)
+    sink = MlflowSink(client, cfg.run_id)
+    ratios, notes = render_all(module, r.splits.val, cfg.explain, sink)
+    for method, ratio in ratios.items():
+        client.log_metric(cfg.run_id, f"saliency_mask_ratio_{method}", ratio)
+    if notes:
+        set_tags(client, cfg.run_id, {"fer.explain.notes": "; ".join(notes)})
+    root = client.get_run(cfg.run_id).info.artifact_uri
+    print(f"fer: logged {len(sink.written)} figures into run {cfg.run_id} at {root}:")
+    for path in sink.written:
+        print(f"fer:   {path}")
+    for note in notes:
+        print(f"fer: note: {note}")
+
+
+if __name__ == "__main__":
+    main()

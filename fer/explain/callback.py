@@ -1,0 +1,38 @@
+"""The Lightning callback that renders explanations into the run, configured by `explain=`."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+from fer.data.split import Split
+from fer.explain.render import MlflowSink, render_all, render_saliency
+from fer.tracking import set_tags
+
+
+class ExplainCallback(pl.Callback):
+    """Every `every_n_epochs` epochs: saliency figures as per-step images; after testing (the best
+    checkpoint is loaded then): saliency/, filters/ and layer_outputs/ artifacts, plus the saliency
+    mass inside the class-deciding masks as metrics where the data has masks (synthetic)."""
+
+    def __init__(self, client, run_id: str, probes: Split, cfg):
+        self.sink = MlflowSink(client, run_id)
+        self.client, self.run_id, self.probes, self.cfg = client, run_id, probes, cfg
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        n = self.cfg.every_n_epochs
+        if n and trainer.is_global_zero and (trainer.current_epoch + 1) % n == 0:
+            was_training = pl_module.training
+            pl_module.eval()
+            with torch.enable_grad():
+                render_saliency(pl_module, self.probes, self.cfg, self.sink, step=trainer.current_epoch)
+            pl_module.train(was_training)
+
+    def on_test_end(self, trainer, pl_module):
+        if not trainer.is_global_zero:
+            return
+        ratios, notes = render_all(pl_module, self.probes, self.cfg, self.sink)
+        for method, ratio in ratios.items():
+            self.client.log_metric(self.run_id, f"saliency_mask_ratio_{method}", ratio)
+        if notes:
+            set_tags(self.client, self.run_id, {"fer.explain.notes": "; ".join(notes)})
