@@ -128,6 +128,7 @@ class TrainerConfig:
 class TrackingConfig:
     name: str = "local"
     uri: str = "sqlite:///mlflow.db"
+    experiment: str = "fer"  # the MLflow experiment runs go to
     artifact_root: str | None = "mlruns"  # for a new experiment; a server chooses its own when null
 
 
@@ -184,7 +185,6 @@ class FerConfig:
     tracking: Any = MISSING
     explain: Any = MISSING
     seed: int = 0
-    experiment: str = "fer"
     run_name: str | None = None
     label_smoothing: float = 0.0
 

@@ -21,6 +21,7 @@ from fer.explain.render import check_layers
 from fer.models import count_params
 from fer.module import FERModule
 from fer.summary import model_summary
+from fer.sweep import sweep_parent
 from fer.trainer import build_trainer
 
 
@@ -49,7 +50,7 @@ def output_dir() -> Path:
 def fit_and_test(cfg: DictConfig) -> RunResult:
     validate(cfg)
     splits = load_splits(cfg.data)  # bad data fails here, before a run is created
-    tags = tracking.provenance_tags(job_overrides())
+    tags = {**tracking.provenance_tags(job_overrides()), **sweep_parent()}
     if not splits.tests:
         print("fer: note: the data has no labeled test split: test metrics are on the validation split",
               file=sys.stderr)
@@ -64,12 +65,13 @@ def fit_and_test(cfg: DictConfig) -> RunResult:
               "data.rows_train": len(splits.train), "data.rows_val": len(splits.val),
               **{f"data.rows_test_{k}": len(v) for k, v in splits.tests.items()}}
     client = tracking.client_for(cfg.tracking)
-    exp_id = tracking.experiment_id(client, cfg.experiment, cfg.tracking)
+    exp_id = tracking.experiment_id(client, cfg.tracking)
     name = run_name(cfg)
     run_id = tracking.start_run(client, exp_id, name, params, tags)
     if splits.skipped:
         tracking.log_skipped_rows(client, run_id, splits.skipped)
-    logger = tracking.RunLogger(experiment_name=cfg.experiment, tracking_uri=client.tracking_uri, run_id=run_id)
+    logger = tracking.RunLogger(experiment_name=cfg.tracking.experiment, tracking_uri=client.tracking_uri,
+                                run_id=run_id)
     texts = {"config.yaml": OmegaConf.to_yaml(cfg, resolve=True), "model_summary.txt": model_summary(module)}
     artifacts = RunArtifacts(client, run_id, name, texts)
     callbacks = [artifacts]

@@ -33,8 +33,9 @@ def client_for(tracking) -> MlflowClient:
     return MlflowClient(tracking_uri=resolve_uri(tracking.uri))
 
 
-def experiment_id(client: MlflowClient, name: str, tracking) -> str:
-    """The experiment's id, creating it (with artifacts under `tracking.artifact_root`) if new."""
+def experiment_id(client: MlflowClient, tracking) -> str:
+    """The id of `tracking.experiment`, creating it (with artifacts under `tracking.artifact_root`) if new."""
+    name = tracking.experiment
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id

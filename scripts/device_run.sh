@@ -12,7 +12,7 @@ common=(trainer=gpu trainer.progress_bar=false tracking.uri="$store" tracking.ar
 if [ "${1:-}" = "--install" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target .site .whl/*.whl
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-  python3 -m fer.train "${common[@]}" experiment=smoke data.n_train=2048 trainer.max_epochs=2 model=vgg16
+  python3 -m fer.train "${common[@]}" tracking.experiment=smoke data.n_train=2048 trainer.max_epochs=2 model=vgg16
   exit
 fi
 [ -d .site ] || { echo "no .site: run with --install first (the machine was given back?)"; exit 3; }

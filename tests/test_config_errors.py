@@ -12,16 +12,19 @@ from fer.errors import ConfigError
 
 
 @pytest.mark.parametrize("group,options", [
-    ("model", ["cnn", "vgg16", "vgg19", "dnn"]), ("act", ["relu", "selu", "leaky_relu", "elu", "gelu"]),
+    ("model", ["cnn", "vgg16", "vgg19", "dnn", "dnn_matched"]), ("act", ["relu", "selu", "leaky_relu", "elu", "gelu"]),
     ("data", ["synthetic", "fer2013", "hw3", "folder"]), ("norm", ["none", "unit", "symmetric", "standardize"]),
     ("aug", ["none", "keras", "strong"]), ("optim", ["adam", "adamax", "sgd"]),
     ("sched", ["none", "plateau", "cosine", "onecycle"]), ("trainer", ["default", "cpu", "gpu", "debug"]),
-    ("tracking", ["local", "server"])])
+    ("tracking", ["local", "server"]), ("experiment", ["ablation", "activations", "cnn_vs_dnn", "hw3"])])
 def test_every_option_composes_and_validates(group, options):
     for option in options:
         extra = ["data.path=x"] if group == "data" and option != "synthetic" else []
         cfg = composed(f"{group}={option}", *extra)
-        assert cfg[group].name == option
+        if group == "experiment":  # a study names its MLflow experiment and what its sweep varies
+            assert cfg.tracking.experiment == option
+        else:
+            assert cfg[group].name == option.removesuffix("_matched")
         validate(cfg)
 
 

@@ -1,0 +1,63 @@
+"""A Hydra multirun as one MLflow object: a parent run, the jobs as its nested child runs, and a comparison.
+
+Hydra calls `SweepCallback` in the launching process; jobs (in-process with the basic launcher, in worker
+processes with joblib) find the parent through a file in the sweep folder, which is also the link from
+`multirun/…` to MLflow.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from fer import tracking
+
+PARENT_FILE = "mlflow_parent_run.txt"
+
+
+def sweep_parent() -> dict[str, str]:
+    """Tags that make this job a child of its sweep's parent run; empty outside a multirun."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return {}
+    hc = HydraConfig.get()
+    link = Path(hc.sweep.dir) / PARENT_FILE
+    if not link.exists():
+        return {}
+    parent_id = link.read_text().split()[0]
+    return {"mlflow.parentRunId": parent_id, "fer.sweep": parent_id, "fer.sweep_dir": str(Path(hc.sweep.dir)),
+            "fer.overrides": " ".join(hc.overrides.task), "fer.job": str(hc.job.num)}
+
+
+class SweepCallback(Callback):
+    """Opens the parent run when a multirun starts; when it ends, logs the comparison and closes it."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        client = tracking.client_for(config.tracking)
+        exp_id = tracking.experiment_id(client, config.tracking)
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        overrides = list(config.hydra.overrides.task)
+        tags = {**tracking.provenance_tags(["-m", *overrides]), "fer.sweep_dir": str(sweep_dir), "fer.role": "sweep"}
+        run = client.create_run(exp_id, run_name=f"sweep {' '.join(overrides)}"[:250], tags=tags)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        url = tracking.run_url(config.tracking, exp_id, run.info.run_id)
+        (sweep_dir / PARENT_FILE).write_text(f"{run.info.run_id}\n{url}\n")
+        print(f"fer: sweep parent run {run.info.run_id} ({shlex.join(overrides)})")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        from fer.compare import log_comparison
+
+        link = Path(str(config.hydra.sweep.dir)) / PARENT_FILE
+        if not link.exists():
+            return
+        parent_id, url = link.read_text().split()[:2]
+        client = tracking.client_for(config.tracking)
+        jobs = log_comparison(client, parent_id)
+        failed = [j for j in jobs if j.status != "FINISHED"]
+        client.set_terminated(parent_id, "FAILED" if failed or not jobs else "FINISHED")
+        print(f"fer: sweep {parent_id}: {len(jobs)} jobs, {len(failed)} not finished; comparison in the parent run")
+        print(f"fer:   {url}")
