@@ -17,7 +17,7 @@ from fer.labels import EMOTIONS  # noqa: E402
 
 
 def saliency_figure(images: np.ndarray, maps: np.ndarray, labels, preds, confidences, title: str,
-                    threshold: float, note: str | None = None) -> Figure:
+                    threshold: float, note: str | None = None, method: str = "saliency") -> Figure:
     """One row per probe: the face, Captum's heat map of |attribution|, and the face where the map
     (normalized to its maximum) exceeds `threshold`."""
     n = len(images)
@@ -33,7 +33,7 @@ def saliency_figure(images: np.ndarray, maps: np.ndarray, labels, preds, confide
             viz.visualize_image_attr(attr[..., None], face[..., None], method="heat_map", sign="absolute_value",
                                      plt_fig_axis=(fig, ax_heat), use_pyplot=False, cmap="inferno",
                                      outlier_perc=outliers)
-            ax_heat.set_title("saliency", fontsize=8)
+            ax_heat.set_title(method, fontsize=8)
         else:
             ax_heat.imshow(np.zeros_like(attr), cmap="inferno", vmin=0, vmax=1)
             ax_heat.set_title("all zero", fontsize=8)

@@ -83,7 +83,7 @@ def render_saliency(module, split: Split, cfg, sink: MlflowSink, step: int | Non
         if step is not None:
             title += f" — epoch {step + 1}"
         fig = saliency_figure(x[:, 0].cpu().numpy(), maps.cpu().numpy(), y.tolist(), pred.tolist(),
-                              conf.tolist(), title, cfg.threshold, note)
+                              conf.tolist(), title, cfg.threshold, note, method)
         if step is None:
             sink.figure(fig, f"saliency/{method}.png")
         else:
