@@ -16,6 +16,7 @@ from captum.attr import LayerActivation
 from PIL import Image
 
 from fer.data.split import Split
+from fer.errors import ConfigError
 from fer.explain.figures import layer_output_figure, saliency_figure
 from fer.explain.layers import gradcam_layer, has_conv, rectified, resolve_layer
 from fer.explain.saliency import attribute, guided_rule_note, mass_ratio, normalize
@@ -28,8 +29,6 @@ def choose_probes(split: Split, probe_ids) -> np.ndarray:
         ids = np.asarray(list(probe_ids))
         bad = ids[(ids < 0) | (ids >= len(split))]
         if len(bad):
-            from fer.errors import ConfigError
-
             raise ConfigError("explain.probe_ids", f"rows of the validation split (0–{len(split) - 1})", int(bad[0]))
         return ids
     return np.array([np.flatnonzero(split.labels == c)[0] for c in range(len(EMOTIONS)) if (split.labels == c).any()])
