@@ -8,9 +8,8 @@ import torch
 import fer.config  # noqa: F401  (registers the config schemas)
 from fer.config import validate_explain
 from fer.errors import guarded
-from fer.explain.render import MlflowSink, check_layers, render_all
+from fer.explain.render import MlflowSink, check_layers, render_into_run
 from fer.runs import client_and_data, restore
-from fer.tracking import set_tags
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="explain_run")
@@ -23,11 +22,7 @@ def main(cfg) -> None:
     module = r.module.to("cuda" if use_gpu else "cpu")
     check_layers(module.net, cfg.explain)
     sink = MlflowSink(client, cfg.run_id)
-    ratios, notes = render_all(module, r.splits.val, cfg.explain, sink)
-    for method, ratio in ratios.items():
-        client.log_metric(cfg.run_id, f"saliency_mask_ratio_{method}", ratio)
-    if notes:
-        set_tags(client, cfg.run_id, {"fer.explain.notes": "; ".join(notes)})
+    notes = render_into_run(module, r.splits.val, cfg.explain, sink)
     root = client.get_run(cfg.run_id).info.artifact_uri
     print(f"fer: logged {len(sink.written)} figures into run {cfg.run_id} at {root}:")
     for path in sink.written:

@@ -6,8 +6,7 @@ import pytorch_lightning as pl
 import torch
 
 from fer.data.split import Split
-from fer.explain.render import MlflowSink, render_all, render_saliency
-from fer.tracking import set_tags
+from fer.explain.render import MlflowSink, render_into_run, render_saliency
 
 
 class ExplainCallback(pl.Callback):
@@ -17,7 +16,7 @@ class ExplainCallback(pl.Callback):
 
     def __init__(self, client, run_id: str, probes: Split, cfg):
         self.sink = MlflowSink(client, run_id)
-        self.client, self.run_id, self.probes, self.cfg = client, run_id, probes, cfg
+        self.probes, self.cfg = probes, cfg
 
     def on_train_epoch_end(self, trainer, pl_module):
         n = self.cfg.every_n_epochs
@@ -31,8 +30,4 @@ class ExplainCallback(pl.Callback):
     def on_test_end(self, trainer, pl_module):
         if not trainer.is_global_zero:
             return
-        ratios, notes = render_all(pl_module, self.probes, self.cfg, self.sink)
-        for method, ratio in ratios.items():
-            self.client.log_metric(self.run_id, f"saliency_mask_ratio_{method}", ratio)
-        if notes:
-            set_tags(self.client, self.run_id, {"fer.explain.notes": "; ".join(notes)})
+        render_into_run(pl_module, self.probes, self.cfg, self.sink)

@@ -21,6 +21,7 @@ from fer.explain.figures import layer_output_figure, saliency_figure
 from fer.explain.layers import gradcam_layer, has_conv, rectified, resolve_layer
 from fer.explain.saliency import attribute, guided_rule_note, mass_ratio, normalize
 from fer.labels import EMOTIONS
+from fer.tracking import set_tags
 
 
 def choose_probes(split: Split, probe_ids) -> np.ndarray:
@@ -151,3 +152,13 @@ def render_all(module, split: Split, cfg, sink: MlflowSink) -> tuple[dict[str, f
     finally:
         module.train(was_training)
     return ratios, notes
+
+
+def render_into_run(module, split: Split, cfg, sink: MlflowSink) -> list[str]:
+    """`render_all`, then the mask ratios as metrics and the notes as a tag of the run; returns the notes."""
+    ratios, notes = render_all(module, split, cfg, sink)
+    for method, ratio in ratios.items():
+        sink.client.log_metric(sink.run_id, f"saliency_mask_ratio_{method}", ratio)
+    if notes:
+        set_tags(sink.client, sink.run_id, {"fer.explain.notes": "; ".join(notes)})
+    return notes
