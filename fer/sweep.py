@@ -2,11 +2,13 @@
 
 Hydra calls `SweepCallback` in the launching process; jobs (in-process with the basic launcher, in worker
 processes with joblib) find the parent through a file in the sweep folder, which is also the link from
-`multirun/…` to MLflow.
+`multirun/…` to MLflow. A job that fails makes Hydra abort the sweep without calling `on_multirun_end`, so the
+parent is also closed at interpreter exit: it never stays RUNNING.
 """
 
 from __future__ import annotations
 
+import atexit
 import shlex
 from pathlib import Path
 
@@ -47,8 +49,16 @@ class SweepCallback(Callback):
         url = tracking.run_url(config.tracking, exp_id, run.info.run_id)
         (sweep_dir / PARENT_FILE).write_text(f"{run.info.run_id}\n{url}\n")
         print(f"fer: sweep parent run {run.info.run_id} ({shlex.join(overrides)})")
+        atexit.register(self._close, config, aborted=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        atexit.unregister(self._close)
+        self._close(config, aborted=False)
+
+    @staticmethod
+    def _close(config: DictConfig, aborted: bool) -> None:
+        """Log the comparison of the jobs so far and terminate the parent: FAILED if the sweep was aborted
+        or any job did not finish."""
         from fer.compare import log_comparison
 
         link = Path(str(config.hydra.sweep.dir)) / PARENT_FILE
@@ -58,6 +68,7 @@ class SweepCallback(Callback):
         client = tracking.client_for(config.tracking)
         jobs = log_comparison(client, parent_id)
         failed = [j for j in jobs if j.status != "FINISHED"]
-        client.set_terminated(parent_id, "FAILED" if failed or not jobs else "FINISHED")
-        print(f"fer: sweep {parent_id}: {len(jobs)} jobs, {len(failed)} not finished; comparison in the parent run")
-        print(f"fer:   {url}")
+        client.set_terminated(parent_id, "FAILED" if aborted or failed or not jobs else "FINISHED")
+        state = "aborted by a failing job" if aborted else f"{len(failed)} not finished"
+        print(f"fer: sweep {parent_id}: {len(jobs)} jobs, {state}; comparison in the parent run", flush=True)
+        print(f"fer:   {url}", flush=True)

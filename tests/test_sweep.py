@@ -72,3 +72,16 @@ def test_report_answers_every_question_from_the_tracked_runs(tmp_path):
     assert page.count('<img src="data:image/png;base64,') == 9 and "src=\"http" not in page
     # no ablation in this sweep: said, not skipped
     assert page.count('class="missing"') == 1 and "experiment=ablation" in page
+
+
+def test_a_failing_job_leaves_the_parent_failed_not_running(tmp_path):
+    """The basic launcher stops the sweep at a failing job without Hydra's multirun-end hook."""
+    proc = run_fer("fer.train", "-m", "data.batch_size=32,-1", *TINY, cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "data.batch_size" in proc.stderr
+    client = store(tmp_path)
+    runs = client.search_runs([client.get_experiment_by_name("fer").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("fer.role") == "sweep"]
+    (child,) = [r for r in runs if r is not parent]
+    assert parent.info.status == "FAILED" and child.info.status == "FINISHED"
+    assert "comparison.csv" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert "aborted by a failing job" in proc.stdout
