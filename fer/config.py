@@ -187,6 +187,7 @@ class FerConfig:
     seed: int = 0
     run_name: str | None = None
     label_smoothing: float = 0.0
+    resume: str | None = None  # a run id or "last": continue that killed run (fer/resume.py)
 
 
 SCHEMAS = {

@@ -11,13 +11,14 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from fer import tracking
+from fer import resume, tracking
 from fer.callbacks import RunArtifacts
 from fer.config import validate
 from fer.data import load_splits
 from fer.data.datamodule import FERDataModule
 from fer.explain.callback import ExplainCallback
 from fer.explain.render import check_layers
+from fer.faults import EXIT_CODES, FiniteLoss, Interruption
 from fer.models import count_params
 from fer.module import FERModule
 from fer.summary import model_summary
@@ -49,6 +50,9 @@ def output_dir() -> Path:
 
 def fit_and_test(cfg: DictConfig) -> RunResult:
     validate(cfg)
+    resumed = resume.locate(cfg, job_overrides()) if cfg.resume else None
+    if resumed:
+        cfg = resumed.cfg
     splits = load_splits(cfg.data)  # bad data fails here, before a run is created
     tags = {**tracking.provenance_tags(job_overrides()), **sweep_parent()}
     if not splits.tests:
@@ -67,26 +71,42 @@ def fit_and_test(cfg: DictConfig) -> RunResult:
     client = tracking.client_for(cfg.tracking)
     exp_id = tracking.experiment_id(client, cfg.tracking)
     name = run_name(cfg)
-    run_id = tracking.start_run(client, exp_id, name, params, tags)
+    logger_args = {"experiment_name": cfg.tracking.experiment, "tracking_uri": client.tracking_uri}
+    if resumed:
+        run_id, ckpt_dir = resumed.run_id, resumed.checkpoint_dir
+        client.update_run(run_id, status="RUNNING")
+        logger = resume.ResumedLogger(**logger_args, run_id=run_id, logged=resumed.logged)
+        print(f"fer: resuming run {name} ({run_id}) from {resumed.checkpoint or 'its start (no epoch had ended)'}")
+    else:
+        ckpt_dir = (output_dir() / "checkpoints").resolve()
+        run_id = tracking.start_run(client, exp_id, name, params, {**tags, resume.CHECKPOINT_DIR_TAG: str(ckpt_dir)})
+        logger = tracking.RunLogger(**logger_args, run_id=run_id)
     if splits.skipped:
         tracking.log_skipped_rows(client, run_id, splits.skipped)
-    logger = tracking.RunLogger(experiment_name=cfg.tracking.experiment, tracking_uri=client.tracking_uri,
-                                run_id=run_id)
     texts = {"config.yaml": OmegaConf.to_yaml(cfg, resolve=True), "model_summary.txt": model_summary(module)}
-    artifacts = RunArtifacts(client, run_id, name, texts)
-    callbacks = [artifacts]
+    interruption = Interruption()
+    callbacks = [RunArtifacts(client, run_id, name, texts), FiniteLoss(), interruption]
     if cfg.explain.enabled:
         callbacks.append(ExplainCallback(client, run_id, splits.val, cfg.explain))
-    trainer, ckpt = build_trainer(cfg.trainer, logger, callbacks, output_dir() / "checkpoints")
+    trainer, ckpt = build_trainer(cfg.trainer, logger, callbacks, ckpt_dir)
     try:
-        trainer.fit(module, datamodule=dm)
-        trainer.test(module, datamodule=dm, ckpt_path="best" if ckpt.best_model_path else None, verbose=False)
+        trainer.fit(module, datamodule=dm, ckpt_path=resumed.checkpoint if resumed else None,
+                    weights_only=True)
+        trainer.test(module, datamodule=dm, ckpt_path="best" if ckpt.best_model_path else None, verbose=False,
+                     weights_only=True)
         if ckpt.best_model_path:
             client.log_artifact(run_id, ckpt.best_model_path, "checkpoints")
             tracking.set_tags(client, run_id, {"fer.checkpoint": f"checkpoints/{Path(ckpt.best_model_path).name}"})
         client.set_terminated(run_id, "FINISHED")
-    except (KeyboardInterrupt, SystemExit):
+    except (KeyboardInterrupt, SystemExit) as e:
+        cause = interruption.cause or ("Ctrl-C" if isinstance(e, KeyboardInterrupt) else None)
         client.set_terminated(run_id, "KILLED")
+        last = ckpt_dir / "last.ckpt"
+        print(f"fer: run {name} ({run_id}) KILLED by {cause or 'an exit'}; last checkpoint: "
+              f"{last if last.is_file() else 'none (no epoch had ended)'}", file=sys.stderr)
+        print(f"fer: resume it with: {resume.resume_command(run_id, job_overrides())}", file=sys.stderr, flush=True)
+        if cause:
+            raise SystemExit(EXIT_CODES[cause]) from None
         raise
     except BaseException:
         client.log_text(run_id, traceback.format_exc(), "error.txt")
