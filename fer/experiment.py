@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from fer import resume, tracking
+from fer import ddp, resume, tracking
 from fer.callbacks import RunArtifacts
 from fer.config import validate
 from fer.data import load_splits
@@ -72,7 +72,11 @@ def fit_and_test(cfg: DictConfig) -> RunResult:
     exp_id = tracking.experiment_id(client, cfg.tracking)
     name = run_name(cfg)
     logger_args = {"experiment_name": cfg.tracking.experiment, "tracking_uri": client.tracking_uri}
-    if resumed:
+    joined = ddp.joined_run()
+    if joined:  # another rank of rank 0's run: Lightning keeps it from logging, fer from writing
+        run_id, ckpt_dir = joined
+        logger = tracking.RunLogger(**logger_args, run_id=run_id)
+    elif resumed:
         run_id, ckpt_dir = resumed.run_id, resumed.checkpoint_dir
         client.update_run(run_id, status="RUNNING")
         logger = resume.ResumedLogger(**logger_args, run_id=run_id, logged=resumed.logged)
@@ -81,7 +85,8 @@ def fit_and_test(cfg: DictConfig) -> RunResult:
         ckpt_dir = (output_dir() / "checkpoints").resolve()
         run_id = tracking.start_run(client, exp_id, name, params, {**tags, resume.CHECKPOINT_DIR_TAG: str(ckpt_dir)})
         logger = tracking.RunLogger(**logger_args, run_id=run_id)
-    if splits.skipped:
+    ddp.share_run(run_id, ckpt_dir)
+    if splits.skipped and not joined:
         tracking.log_skipped_rows(client, run_id, splits.skipped)
     texts = {"config.yaml": OmegaConf.to_yaml(cfg, resolve=True), "model_summary.txt": model_summary(module)}
     interruption = Interruption()
@@ -94,11 +99,15 @@ def fit_and_test(cfg: DictConfig) -> RunResult:
                     weights_only=True)
         trainer.test(module, datamodule=dm, ckpt_path="best" if ckpt.best_model_path else None, verbose=False,
                      weights_only=True)
+        if joined:
+            return RunResult(run_id, exp_id, float("nan"), float("nan"))
         if ckpt.best_model_path:
             client.log_artifact(run_id, ckpt.best_model_path, "checkpoints")
             tracking.set_tags(client, run_id, {"fer.checkpoint": f"checkpoints/{Path(ckpt.best_model_path).name}"})
         client.set_terminated(run_id, "FINISHED")
     except (KeyboardInterrupt, SystemExit) as e:
+        if joined:
+            raise
         cause = interruption.cause or ("Ctrl-C" if isinstance(e, KeyboardInterrupt) else None)
         client.set_terminated(run_id, "KILLED")
         last = ckpt_dir / "last.ckpt"
@@ -109,6 +118,8 @@ def fit_and_test(cfg: DictConfig) -> RunResult:
             raise SystemExit(EXIT_CODES[cause]) from None
         raise
     except BaseException:
+        if joined:
+            raise
         client.log_text(run_id, traceback.format_exc(), "error.txt")
         client.set_terminated(run_id, "FAILED")
         raise
