@@ -2,23 +2,35 @@
 
 fer owns each run's lifecycle (create, params, tags, terminate) through `MlflowClient`, and hands
 the run id to Lightning's `MLFlowLogger` for the metrics, so later work can nest runs or resume one.
+All writes go through one `fer.delivery.DeliveringClient` per store, so a store that goes away mid-run
+does not stop training or lose what it was sent (`python -m fer.delivery replay <spool>` delivers it later).
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import shlex
 import subprocess
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mlflow.entities import Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import MLFlowLogger
 
+from fer.delivery import DeliveringClient, unreachable, when_free
+from fer.errors import FerError
+
 PACKAGES = ("torch", "pytorch-lightning", "torchmetrics", "hydra-core", "mlflow", "kornia", "captum", "numpy")
+PREFLIGHT_S = 5.0
+
+_clients: dict[str, DeliveringClient] = {}
 
 
 def resolve_uri(uri: str) -> str:
@@ -29,18 +41,68 @@ def resolve_uri(uri: str) -> str:
     return uri
 
 
-def client_for(tracking) -> MlflowClient:
-    return MlflowClient(tracking_uri=resolve_uri(tracking.uri))
+def sqlite_path(uri: str) -> Path | None:
+    prefix = "sqlite:///"
+    return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
+
+
+@contextmanager
+def store_lock(uri: str):
+    """Held around creating a sqlite store and an experiment in it: MLflow's schema migration of a fresh
+    database and its get-or-create of an experiment break when several processes start together."""
+    path = sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def preflight(uri: str) -> None:
+    """Fail in seconds, before a run is made, when nothing answers at a tracking server."""
+    why = unreachable(uri, timeout=PREFLIGHT_S)
+    if why:
+        url = urlsplit(uri)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        raise FerError(f"tracking.uri {uri}: nothing answers there ({why}); start the server (mlflow server "
+                       f"--host {url.hostname} --port {port}), fix tracking.uri, or track locally with tracking=local")
+
+
+def delivering(uri: str) -> DeliveringClient:
+    """This process's one client for the store at `uri` (resolved), so all writes to it keep their order."""
+    if uri not in _clients:
+        with store_lock(uri):  # MlflowClient opens the store, creating a fresh one's tables
+            _clients[uri] = DeliveringClient(when_free(MlflowClient, tracking_uri=uri))
+    return _clients[uri]
+
+
+def client_for(tracking) -> DeliveringClient:
+    """The client for `tracking.uri`; a server is checked first, so a dead one fails before training."""
+    uri = resolve_uri(tracking.uri)
+    if uri not in _clients and uri.startswith(("http://", "https://")):
+        preflight(uri)
+    return delivering(uri)
 
 
 def experiment_id(client: MlflowClient, tracking) -> str:
     """The id of `tracking.experiment`, creating it (with artifacts under `tracking.artifact_root`) if new."""
     name = tracking.experiment
-    exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    location = Path(tracking.artifact_root).resolve().as_uri() if tracking.artifact_root else None
-    return client.create_experiment(name, artifact_location=location)
+    with store_lock(client.tracking_uri):
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        location = Path(tracking.artifact_root).resolve().as_uri() if tracking.artifact_root else None
+        try:
+            return client.create_experiment(name, artifact_location=location)
+        except MlflowException as e:  # another process made it first (a server has no lock of ours)
+            if e.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return client.get_experiment_by_name(name).experiment_id
 
 
 def flatten(cfg: DictConfig) -> dict[str, str]:
@@ -58,20 +120,29 @@ def flatten(cfg: DictConfig) -> dict[str, str]:
     return out
 
 
-def git_commit() -> str:
+def git(*args: str) -> str | None:
+    """A git command's output in fer's own checkout; None outside one (an installed wheel) or without git."""
     try:
-        here = Path(__file__).resolve().parent
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or "unknown"
+        out = subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True, text=True,
+                             timeout=5)
+        return out.stdout.strip() if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return None
+
+
+def git_tags() -> dict[str, str]:
+    """The commit, and whether tracked files differed from it: such a run cannot be re-run from the commit."""
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return {"mlflow.source.git.commit": "unknown"}
+    changes = git("status", "--porcelain", "--untracked-files=no")
+    return {"mlflow.source.git.commit": commit, "fer.git.dirty": "unknown" if changes is None else str(bool(changes))}
 
 
 def provenance_tags(overrides: list[str]) -> dict[str, str]:
     """What re-running this run months later needs: the command (this job's overrides, also inside a
     multirun sweep), the code and the package versions."""
-    tags = {"fer.command": shlex.join(["python", "-m", "fer.train", *overrides]),
-            "mlflow.source.git.commit": git_commit()}
+    tags = {"fer.command": shlex.join(["python", "-m", "fer.train", *overrides]), **git_tags()}
     for pkg in PACKAGES:
         try:
             tags[f"fer.version.{pkg}"] = metadata.version(pkg)
@@ -94,8 +165,15 @@ def set_tags(client: MlflowClient, run_id: str, tags: dict[str, str]) -> None:
 
 
 class RunLogger(MLFlowLogger):
-    """Lightning's MLFlowLogger on a run fer created: epoch-level metrics use the epoch as their step,
-    and the run is left open at the end of fit (fer terminates it after testing and artifacts)."""
+    """Lightning's MLFlowLogger on a run fer created: epoch-level metrics use the epoch as their step, they
+    are written through the store's `DeliveringClient` (in order with fer's other writes), and the run is
+    left open at the end of fit (fer terminates it after testing and artifacts)."""
+
+    def __init__(self, experiment_name: str, tracking_uri: str, run_id: str):
+        super().__init__(experiment_name=experiment_name, tracking_uri=tracking_uri, run_id=run_id)
+        self._mlflow_client = delivering(tracking_uri)
+        self._experiment_id = self._mlflow_client.get_run(run_id).info.experiment_id
+        self._initialized = True  # Lightning would look the run up again at its first write
 
     def log_metrics(self, metrics, step=None):
         if "epoch" in metrics:
