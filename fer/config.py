@@ -7,13 +7,19 @@ type cannot express (ranges, choices) run in `validate` before anything is built
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import os
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from fer.errors import ConfigError
+from fer.errors import ConfigError, FerError, guarded
 
 
 @dataclass
@@ -62,6 +68,7 @@ class DataConfig:
     on_bad_row: str = "error"  # error | skip
     seed: int = 0  # seeds the validation split and `limit`, independent of the training seed
     num_workers: int = 0
+    on_device: bool | None = None  # splits kept on the trainer's device as uint8; null: true on a GPU
     # data=synthetic only
     n_train: int = 7000
     n_val: int = 1400
@@ -86,6 +93,7 @@ class AugConfig:
     hflip: bool = False
     crop_padding: int = 0  # random crop of 48 px from the image padded by this many pixels
     erasing: float = 0.0  # probability of random erasing
+    impl: str = "kornia"  # kornia | fused (one grid_sample for crop, flip and affine; batched erasing)
 
 
 @dataclass
@@ -113,6 +121,7 @@ class TrainerConfig:
     name: str = "default"
     accelerator: str = "auto"
     devices: Any = "auto"
+    strategy: str = "auto"  # ddp: one process per device (trainer=ddp); metrics synced, rank 0 tracks
     precision: str = "32-true"
     max_epochs: int = 12
     limit_train_batches: int | None = None
@@ -122,6 +131,15 @@ class TrainerConfig:
     gradient_clip_val: float | None = None
     deterministic: bool = False
     progress_bar: bool = True
+    compile: bool = False  # torch.compile the forward pass (training batches all full, eval batches padded)
+    channels_last: bool = False  # the network's weights (and so its activations) in NHWC
+    benchmark: bool | None = None  # torch.backends.cudnn.benchmark; null: Lightning's default
+    ema_decay: float = 0.0  # > 0: validate, checkpoint and test an EMA of the weights (per optimizer step)
+
+
+@dataclass
+class TestConfig:
+    tta: str = "none"  # none | flip | tencrop: test-time augmentation in test and predict (fer/tta.py)
 
 
 @dataclass
@@ -187,7 +205,28 @@ class FerConfig:
     seed: int = 0
     run_name: str | None = None
     label_smoothing: float = 0.0
+    test: TestConfig = field(default_factory=TestConfig)
     resume: str | None = None  # a run id or "last": continue that killed run (fer/resume.py)
+
+
+@dataclass
+class BenchConfig:
+    """`python -m fer.bench`: what is timed, on images of FER2013's shape (random bytes: timings do not
+    depend on content)."""
+
+    images: int = 28709  # training rows per epoch (FER2013's Training split)
+    warmup_epochs: int = 1  # untimed epochs first (compilation, worker start, cudnn autotuning)
+    epochs: int = 1  # timed epochs per pipeline
+    bare_steps: int = 30  # timed optimizer steps of the bare model on one fixed batch
+    workers: int | None = None  # the conventional DataLoader's workers; null: all cores but one
+    pipelines: list[str] = field(default_factory=lambda: ["conventional", "fer", "bare"])  # also fer_<impl>
+    matmul_size: int | None = None  # side of the square matmul timed for the ceiling; null: 8192 GPU, 1024 CPU
+    output: str = "bench.json"
+
+
+@dataclass
+class BenchRoot(FerConfig):
+    bench: BenchConfig = field(default_factory=BenchConfig)
 
 
 SCHEMAS = {
@@ -212,13 +251,21 @@ CHOICES = {
     "norm.name": ("none", "unit", "symmetric", "standardize"),
     "optim.name": ("adam", "adamax", "sgd"),
     "sched.name": ("none", "plateau", "cosine", "onecycle"),
+    "aug.impl": ("kornia", "fused"),
+    "test.tta": ("none", "flip", "tencrop"),
+    # ranks > 0 re-run the command and join rank 0's run (fer/ddp.py): only launchers that re-run it
+    "trainer.strategy": ("auto", "ddp", "ddp_find_unused_parameters_true"),
 }
 
 
 def register() -> None:
     """Put the root schema and every option schema into Hydra's ConfigStore."""
+    # conf/config.yaml puts the process id in hydra.run.dir: runs started in the same second get their own
+    # output (and checkpoint) folder
+    OmegaConf.register_new_resolver("fer.pid", os.getpid, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="fer_schema", node=FerConfig)
+    cs.store(name="bench_schema", node=BenchRoot)
     for group, kinds in SCHEMAS.items():
         for kind, node in kinds.items():
             cs.store(group=f"schema/{group}", name=kind, node=node)
@@ -230,8 +277,92 @@ def _check(cfg: DictConfig, key: str, ok, expected: str, prefix: str = "") -> No
         raise ConfigError(prefix + key, expected, value)
 
 
+def _unknown_key(full_key: str, names) -> ConfigError:
+    parent = full_key.rpartition(".")[0] or "the config"
+    return ConfigError(full_key, f"one of the keys of {parent} ({', '.join(names)})", full_key.rpartition(".")[2])
+
+
+def _check_keys(node: DictConfig, prefix: str = "") -> None:
+    """`+key=value` may add a key no schema has; fer would ignore it, so it is refused like a typo."""
+    schema = OmegaConf.get_type(node)
+    names = [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else None
+    for key in node:
+        if names is not None and key not in names:
+            raise _unknown_key(f"{prefix}{key}", names)
+        if isinstance(child := OmegaConf.select(node, str(key)), DictConfig):
+            _check_keys(child, f"{prefix}{key}.")
+
+
+_TYPE_NAMES = {int: ("an integer", "integers"), float: ("a number", "numbers"), bool: ("true or false", "booleans"),
+               str: ("a string", "strings")}
+
+
+def _type_name(tp, plural: bool = False) -> str:
+    """How a schema type reads in an error: `list[int]` → 'a list of integers', `int | None` → '… or null'."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is list:
+        return "a list of " + _type_name(args[0], plural=True) if args else "a list"
+    if type(None) in args and len(args) == 2:
+        return _type_name(next(a for a in args if a is not type(None)), plural) + " or null"
+    return _TYPE_NAMES.get(tp, ("a value", "values"))[plural]
+
+
+def _composition_error(e: Exception) -> FerError:
+    """What Hydra reports in several lines (an unknown option or key, a value of the wrong type), as one."""
+    if isinstance(e, MissingConfigException) and e.options:
+        group, _, name = e.missing_cfg_file.rpartition("/")
+        return ConfigError(group, "one of " + ", ".join(e.options), name)
+    if isinstance(e, OverrideParseException):
+        return ConfigError(e.override.partition("=")[0], "a value in Hydra's override syntax "
+                           "(https://hydra.cc/docs/advanced/override_grammar/basic)", e.override.partition("=")[2])
+    cause = e.__cause__
+    if isinstance(cause, OmegaConfBaseException) and cause.full_key:
+        owner, parent = cause.object_type, cause.parent_node
+        if isinstance(cause, ConfigAttributeError | ConfigKeyError):
+            if dataclasses.is_dataclass(owner):
+                return _unknown_key(cause.full_key, [f.name for f in dataclasses.fields(owner)])
+            if isinstance(parent, DictConfig):
+                return _unknown_key(cause.full_key, [str(k) for k in parent if k != "hydra"])
+        if isinstance(cause, ValidationError):
+            if dataclasses.is_dataclass(owner):
+                tp = typing.get_type_hints(owner).get(cause.key)
+            else:  # an element of a typed list
+                tp = (typing.get_args(cause.ref_type) or [None])[0]
+            return ConfigError(cause.full_key, _type_name(tp), cause.value)
+    text = f"{e}\n{cause or ''}"
+    return FerError("; ".join(line.strip() for line in text.splitlines() if line.strip()))
+
+
+def reports_config_errors(main):
+    """Wrap a `@hydra.main` entry point so a bad override stops with one `fer: error:` line and exit 2, like
+    every other bad input, instead of Hydra's several lines and exit 1.
+
+    Hydra raises instead of printing while HYDRA_FULL_ERROR=1; a user who sets it keeps Hydra's full trace.
+    """
+
+    @guarded
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        before = os.environ.get("HYDRA_FULL_ERROR")
+        if before == "1":
+            return main(*args, **kwargs)
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+        try:
+            return main(*args, **kwargs)
+        except (ConfigCompositionException, OverrideParseException) as e:
+            raise _composition_error(e) from None
+        finally:
+            if before is None:
+                os.environ.pop("HYDRA_FULL_ERROR", None)
+            else:
+                os.environ["HYDRA_FULL_ERROR"] = before
+
+    return wrapper
+
+
 def validate(cfg: DictConfig) -> DictConfig:
     """Reject values no type can rule out, before any data is read or model built."""
+    _check_keys(cfg)
     for key, allowed in CHOICES.items():
         _check(cfg, key, lambda v, a=allowed: v in a, "one of " + ", ".join(a for a in allowed))
     positive = lambda v: v is not None and v > 0  # noqa: E731
@@ -240,10 +371,12 @@ def validate(cfg: DictConfig) -> DictConfig:
     _check(cfg, "data.val_fraction", lambda v: 0 < v < 1, "a fraction between 0 and 1")
     _check(cfg, "data.limit", lambda v: v is None or v > 0, "a positive integer or null")
     _check(cfg, "data.num_workers", non_negative, "0 or more")
+    _check(cfg, "data.val_count", non_negative, "0 or more")
     _check(cfg, "optim.lr", positive, "a positive number")
     _check(cfg, "optim.weight_decay", non_negative, "0 or more")
     _check(cfg, "trainer.max_epochs", positive, "a positive integer")
     _check(cfg, "label_smoothing", lambda v: 0 <= v < 1, "a number in [0, 1)")
+    _check(cfg, "trainer.ema_decay", lambda v: 0 <= v < 1, "a decay in [0, 1) (0: no EMA)")
     if cfg.data.name == "synthetic":
         for k in ("n_train", "n_val", "n_test"):
             _check(cfg, f"data.{k}", positive, "a positive integer")

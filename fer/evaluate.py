@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import hydra
 
-import fer.config  # noqa: F401  (registers the config schemas)
 from fer import tracking
 from fer.callbacks import RunArtifacts
+from fer.config import reports_config_errors  # also registers the config schemas
 from fer.errors import guarded
 from fer.experiment import run_name
 from fer.runs import client_and_data, restore
 from fer.trainer import inference_trainer
 
 
+@reports_config_errors
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 @guarded
 def main(cfg) -> float:

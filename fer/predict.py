@@ -8,7 +8,7 @@ import hydra
 import numpy as np
 import torch
 
-import fer.config  # noqa: F401  (registers the config schemas)
+from fer.config import reports_config_errors  # also registers the config schemas
 from fer.data.split import Split
 from fer.errors import guarded
 from fer.runs import client_and_data, restore
@@ -24,6 +24,7 @@ def rows_to_predict(splits) -> Split:
                  rows=np.concatenate([p.rows if p.rows is not None else np.arange(1, len(p) + 1) for p in parts]))
 
 
+@reports_config_errors
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 @guarded
 def main(cfg) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hydra
 
-import fer.config  # noqa: F401  (registers the config schemas)
+from fer.config import reports_config_errors  # also registers the config schemas
 from fer.errors import guarded
 from fer.experiment import fit_and_test
 
 
+@reports_config_errors
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 @guarded
 def main(cfg) -> float:

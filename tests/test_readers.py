@@ -229,7 +229,7 @@ def test_folder_reader(tmp_path, capsys):
     np.testing.assert_array_equal(train.images[:4], images[[2, 0, 1, 3]])
     assert train.images.shape == (5, 48, 48) and (train.images[4] == 200).all()
     err = capsys.readouterr().err.strip().splitlines()
-    note = f"fer: resized 1 images of {tmp_path / 'train'} to 48×48 (first: train/surprise/big.png, 64×64)"
+    note = f"fer: resized 1 images of {tmp_path} to 48×48 (first: train/surprise/big.png, 64×64)"
     assert err == [note]
     test = result.splits["test"]
     assert test.labels.tolist() == [6] and test.ids.tolist() == ["test/neutral/t.png"]
@@ -436,7 +436,7 @@ def test_skip_in_hw3_and_npz(tmp_path):
     folder = write_hw3(tmp_path / "hw3", faces(3), [0, 8, 1], faces(2), [1, 2])
     result = read_hw3(folder, on_bad_row="skip")
     assert len(result.skipped) == 1 and result.skipped[0][0] == 3
-    assert result.skipped[0][1].startswith("train.csv: label 8 outside 0–6 (0 Angry")
+    assert result.skipped[0][1].startswith("train.csv: label 8 out of range; expected 0–6 (0 Angry")
     assert result.splits["train"].labels.tolist() == [0, 1] and len(result.splits["test"]) == 2
 
     path = tmp_path / "fer.npz"
@@ -456,3 +456,29 @@ def test_all_rows_bad_is_an_error_even_when_skipping(tmp_path):
 def test_unknown_on_bad_row_mode(tmp_path):
     with pytest.raises(ValueError, match="on_bad_row"):
         read_fer2013(tmp_path / "x.csv", on_bad_row="ignore")
+
+
+def test_skip_in_folders_leaves_out_undecodable_images(tmp_path):
+    images = faces(3, 5)
+    save(tmp_path / "train/happy/a.png", images[0])
+    (tmp_path / "train/happy/b.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    save(tmp_path / "train/sad/c.png", images[1])
+    (tmp_path / "test/sad").mkdir(parents=True)
+    (tmp_path / "test/sad/d.jpg").write_bytes(b"not a jpeg")
+    save(tmp_path / "test/fear/e.png", images[2])
+    with pytest.raises(DataError) as info:
+        read_folder(tmp_path)
+    assert str(info.value).startswith(f"{tmp_path / 'train/happy/b.png'}: cannot decode image")
+    assert "expected a .png/.jpg/.jpeg/.bmp image" in str(info.value)
+
+    result = read_folder(tmp_path, on_bad_row="skip")
+    assert [(line, reason.split(":")[0]) for line, reason in result.skipped] == [(2, "train/happy/b.png"),
+                                                                                  (2, "test/sad/d.jpg")]
+    train, test = result.splits["train"], result.splits["test"]
+    assert train.ids.tolist() == ["train/happy/a.png", "train/sad/c.png"] and train.rows.tolist() == [1, 3]
+    np.testing.assert_array_equal(train.images, images[:2])
+    assert test.ids.tolist() == ["test/fear/e.png"] and test.labels.tolist() == [2]
+
+    (tmp_path / "test/fear/e.png").write_bytes(b"")
+    with pytest.raises(DataError, match="none of its 2 images decode; the first: test/fear/e.png: cannot decode"):
+        read_folder(tmp_path, on_bad_row="skip")

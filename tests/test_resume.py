@@ -10,9 +10,11 @@ import sys
 import time
 
 import pytest
-from conftest import QUICK, only_run, run_fer, store
+from conftest import QUICK, call_fer, only_run, store
 
-EPOCHS = 4
+from fer.tracking import store_lock
+
+EPOCHS = 3
 # Epochs long enough (about 30 batches) that a signal lands inside one.
 LONG = ["data.n_train=2000", "data.n_val=160", "data.n_test=160", f"trainer.max_epochs={EPOCHS}",
         "trainer.progress_bar=false", "explain=none"]
@@ -31,11 +33,9 @@ def wait_for_epoch(proc: subprocess.Popen, cwd, epoch: int) -> str:
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
         if (cwd / "mlflow.db").exists():
-            try:
+            with store_lock(f"sqlite:///{cwd / 'mlflow.db'}"):  # not while the training process makes its tables
                 client = store(cwd)
                 runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
-            except Exception:  # the training process is still creating the store's tables
-                runs = []
             if runs and any(m.step >= epoch for m in client.get_metric_history(runs[0].info.run_id, "lr")):
                 return runs[0].info.run_id
         time.sleep(0.3)
@@ -56,7 +56,8 @@ def test_kill_9_mid_epoch_then_resume_continues_the_same_run(tmp_path):
     proc.wait()
     client, run = only_run(tmp_path)
     assert run.info.status == "RUNNING"  # nobody could close it: resume must
-    resumed = run_fer("fer.train", f"resume={run_id}", cwd=tmp_path)
+    resumed = call_fer("fer.train", f"resume={run_id}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
     assert "resuming run" in resumed.stdout and "last.ckpt" in resumed.stdout
     client, run = only_run(tmp_path)
     assert run.info.run_id == run_id and run.info.status == "FINISHED"
@@ -65,7 +66,7 @@ def test_kill_9_mid_epoch_then_resume_continues_the_same_run(tmp_path):
     # a resumed run keeps its config; a finished one only trains on for more epochs; an unknown id is named
     for args, key in (([f"resume={run_id}", "optim.lr=0.5"], "optim.lr"), ([f"resume={run_id}"], "trainer.max_epochs"),
                       (["resume=nosuchrun"], "resume")):
-        proc = run_fer("fer.train", *args, cwd=tmp_path, check=False)
+        proc = call_fer("fer.train", *args, cwd=tmp_path)  # refused before anything starts: no process needed
         assert proc.returncode == 2 and f"config key '{key}'" in proc.stderr, proc.stderr
     assert only_run(tmp_path)[1].info.end_time == run.info.end_time
 
@@ -82,15 +83,14 @@ def test_signal_ends_the_run_killed_with_the_resume_command(tmp_path, sig, cause
     assert f"KILLED by {cause}; last checkpoint: " in err and "last.ckpt" in err
     assert f"resume it with: python -m fer.train resume={run_id}" in err
     if sig == signal.SIGTERM:  # and `resume=last` finds it
-        run_fer("fer.train", "resume=last", cwd=tmp_path)
+        assert call_fer("fer.train", "resume=last", cwd=tmp_path).returncode == 0
         client, run = only_run(tmp_path)
         assert run.info.status == "FINISHED"
         assert_each_epoch_once(client, run_id)
 
 
 def test_non_finite_loss_fails_the_run_naming_the_step(tmp_path):
-    proc = run_fer("fer.train", *QUICK, "explain=none", "norm=none", "optim=sgd", "optim.lr=1e6", cwd=tmp_path,
-                   check=False)
+    proc = call_fer("fer.train", *QUICK, "explain=none", "norm=none", "optim=sgd", "optim.lr=1e6", cwd=tmp_path)
     assert proc.returncode == 2
     (line,) = [x for x in proc.stderr.splitlines() if x.startswith("fer: error:")]
     assert "training loss became non-finite at step" in line and "(epoch 0)" in line and "norm=standardize" in line

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -71,10 +73,11 @@ class FakeTrainer:
         self.training = training
 
 
+@pytest.mark.parametrize("impl", ["kornia", "fused"])
 @pytest.mark.parametrize("aug", ["keras", "strong"])
-def test_augmentation_only_on_training_batches_with_per_sample_parameters(aug):
-    cfg = {"keras": AugConfig(name="keras", rotation=10, shift=0.1, shear=0.1, zoom=0.1, hflip=True),
-           "strong": AugConfig(name="strong", crop_padding=4, hflip=True, rotation=15, erasing=0.5)}[aug]
+def test_augmentation_only_on_training_batches_with_per_sample_parameters(aug, impl):
+    cfg = {"keras": AugConfig(name="keras", rotation=10, shift=0.1, shear=0.1, zoom=0.1, hflip=True, impl=impl),
+           "strong": AugConfig(name="strong", crop_padding=4, hflip=True, rotation=15, erasing=0.5, impl=impl)}[aug]
     raw = {"train": split(64)}
     s = arrange(raw, data_cfg(val_policy="first", val_count=8), "d")
     dm = FERDataModule(s, data_cfg(batch_size=16), OmegaConf.structured(cfg))
@@ -98,3 +101,22 @@ def test_batches_are_slices_in_order_for_evaluation():
     batches = list(dm.val_dataloader())
     assert [len(b[1]) for b in batches] == [4, 4, 2]
     assert torch.equal(torch.cat([b[0] for b in batches]).squeeze(1), torch.from_numpy(s.val.images))
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_training_batches_are_all_full_for_a_model_that_needs_one_shape(fixed):
+    s = arrange({"train": split(52)}, data_cfg(val_policy="first", val_count=10), "d")
+    dm = FERDataModule(s, data_cfg(batch_size=4), OmegaConf.structured(AugConfig()))
+    dm.trainer = SimpleNamespace(lightning_module=SimpleNamespace(fixed_batch_shape=fixed), world_size=1)
+    train = list(dm.train_dataloader())
+    assert [len(b[1]) for b in train] == [4] * 10 + ([] if fixed else [2])  # 42 rows
+    rows = torch.cat([b[0][:, 0, 0, 0] for b in train]).tolist()  # each image holds its row number
+    assert len(set(rows)) == (40 if fixed else 42) and set(rows) <= set(s.train.images[:, 0, 0].tolist())
+
+
+@pytest.mark.parametrize("cfg,setting", [(dict(val_policy="first", val_count=10), "data.val_count=10"),
+                                         (dict(val_policy="fraction", val_fraction=0.5), "data.val_fraction=0.5")])
+def test_validation_that_leaves_no_training_rows_is_refused(cfg, setting):
+    with pytest.raises(DataError) as info:
+        arrange({"train": split(1 if "fraction" in setting else 10)}, data_cfg(**cfg), "d.csv")
+    assert str(info.value).startswith(f"d.csv: the train split has no rows: {setting} takes")

@@ -8,7 +8,7 @@ import tempfile
 
 import numpy as np
 import torch
-from conftest import CNN_ARGS, QUICK, only_run, run_fer
+from conftest import CNN_ARGS, QUICK, call_fer, only_run
 from PIL import Image
 from test_models import vgg_params
 
@@ -92,8 +92,9 @@ def test_standardize_uses_training_split_only(cnn_run):
 
 
 def test_vgg19_selu_runs_as_written(tmp_path):
-    run_fer("fer.train", "model=vgg19", "act=selu", "data.limit=64", "trainer.max_epochs=1",
-            "trainer.progress_bar=false", "trainer.num_sanity_val_steps=0", "explain=none", cwd=tmp_path)
+    proc = call_fer("fer.train", "model=vgg19", "act=selu", "data.limit=64", "trainer.max_epochs=1",
+                    "trainer.progress_bar=false", "trainer.num_sanity_val_steps=0", "explain=none", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
     client, run = only_run(tmp_path)
     assert_complete_run(client, run, epochs=1)
     assert not client.list_artifacts(run.info.run_id, "saliency")
@@ -103,8 +104,9 @@ def test_vgg19_selu_runs_as_written(tmp_path):
 
 
 def test_dnn_matched_to_vgg16(tmp_path):
-    run_fer("fer.train", "model=dnn", "model.match=vgg16", *QUICK[:3], "trainer.max_epochs=1",
-            "trainer.progress_bar=false", "explain.filters.steps=20", "explain.filters.n=8", cwd=tmp_path)
+    proc = call_fer("fer.train", "model=dnn", "model.match=vgg16", *QUICK[:3], "trainer.max_epochs=1",
+                    "trainer.progress_bar=false", "explain.filters.steps=20", "explain.filters.n=8", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
     client, run = only_run(tmp_path)
     assert_complete_run(client, run, epochs=1)
     rid = run.info.run_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from fer.data.split import Split
@@ -22,7 +23,11 @@ def load_splits(cfg) -> Splits:
     elif cfg.name == "hw3":
         result = readers.read_hw3(path, on_bad_row=cfg.on_bad_row)
     else:
-        result = readers.read_folder(path)
+        result = readers.read_folder(path, on_bad_row=cfg.on_bad_row)
+    if result.skipped:
+        lines = ", ".join(str(line) for line, _ in result.skipped[:10]) + (", …" if len(result.skipped) > 10 else "")
+        print(f"fer: warning: data.on_bad_row=skip left out {len(result.skipped)} malformed rows of {path} "
+              f"(lines {lines}); the run lists them in skipped_rows.csv", file=sys.stderr)
     splits = arrange(result.splits, cfg, str(path))
     splits.skipped = list(result.skipped)
     return splits

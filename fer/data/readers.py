@@ -2,8 +2,8 @@
 
 Every reader returns a `ReadResult` of source split name → `Split`, and checks its input fully
 before anything trains: a bad file fails with one `DataError` line naming the file, the line (or
-key) and what was expected. With `on_bad_row="skip"` the csv/npz readers drop malformed rows instead
-and list them in `ReadResult.skipped` so a run can report what it left out.
+key) and what was expected. With `on_bad_row="skip"` the readers drop malformed rows (undecodable
+images) instead and list them in `ReadResult.skipped` so a run can report what it left out.
 """
 
 from __future__ import annotations
@@ -142,12 +142,15 @@ def read_hw3(path, on_bad_row: str = "error") -> ReadResult:
     return ReadResult(splits, skipped)
 
 
-def read_folder(root) -> ReadResult:
+def read_folder(root, on_bad_row: str = "error") -> ReadResult:
     """The image-folder release: root/train/<class>/* and optionally root/test/<class>/*.
 
     Files are read in (class, path) order so runs are reproducible whatever the file system lists;
-    `ids` are the paths relative to `root`.
+    `ids` are the paths relative to `root`, and an image's row is its position in that order. Images
+    that are not 48×48 are resized (one line says how many); with `on_bad_row="skip"` one that does not
+    decode is listed in `skipped` instead of stopping the read.
     """
+    _check_mode(on_bad_row)
     root = Path(root)
     if not root.is_dir():
         problem = "is a file" if root.exists() else "no such folder"
@@ -155,8 +158,14 @@ def read_folder(root) -> ReadResult:
     subdirs = {p.name.lower(): p for p in sorted(root.iterdir()) if p.is_dir()}
     if "train" not in subdirs:
         raise DataError(root, f"no train folder; expected {_FOLDER_LAYOUT}")
-    names = [name for name in ("train", "test") if name in subdirs]
-    return ReadResult({name: _read_image_split(root, subdirs[name]) for name in names})
+    splits, skipped, resized = {}, [], []
+    for name in ("train", "test"):
+        if name in subdirs:
+            splits[name] = _read_image_split(root, subdirs[name], on_bad_row, skipped, resized)
+    if resized:
+        first, (w, h) = resized[0]
+        print(f"fer: resized {len(resized)} images of {root} to 48×48 (first: {first}, {w}×{h})", file=sys.stderr)
+    return ReadResult(splits, skipped)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -180,7 +189,7 @@ def _parse_label(token: bytes) -> int:
         raise _BadRow(f"label {_show(token)} is not an integer; expected {_LABEL_RANGE}")
     value = int(token)
     if not 0 <= value < NUM_CLASSES:
-        raise _BadRow(f"label {value} outside {_LABEL_RANGE}")
+        raise _BadRow(f"label {value} out of range; expected {_LABEL_RANGE}")
     return value
 
 
@@ -194,7 +203,7 @@ def _parse_usage(token: bytes) -> str:
 def _parse_id(token: bytes) -> int:
     token = token.strip()
     if not _INT.fullmatch(token):
-        raise _BadRow(f"id {_show(token)} is not an integer")
+        raise _BadRow(f"id {_show(token)} is not an integer; expected an integer id")
     return int(token)
 
 
@@ -203,18 +212,19 @@ def _parse_pixels_slowly(token: bytes) -> np.ndarray:
     values = []
     for position, part in enumerate(token.split(), 1):
         if not _INT.fullmatch(part):
-            raise _BadRow(f"non-numeric pixel {_show(part)} at position {position}")
+            raise _BadRow(f"non-numeric pixel {_show(part)} at position {position}; expected integers 0–255")
         value = int(part)
         if not 0 <= value <= 255:
-            raise _BadRow(f"pixel value {value} at position {position} outside 0–255")
+            raise _BadRow(f"pixel value {value} at position {position} out of range; expected 0–255")
         values.append(value)
     if len(values) != PIXELS:
         raise _BadRow(f"{len(values)} pixels, expected {PIXELS} (48×48)")
     return np.array(values, dtype=np.uint8)
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it is gzip (recognised by content, not name)."""
+def _read_bytes(path: Path, expected: str) -> bytes:
+    """The file's bytes, gunzipped when it is gzip (recognised by content, not name); `expected` says what
+    an empty file should have held."""
     if path.is_dir():
         raise DataError(path, "is a folder; expected a csv file")
     try:
@@ -227,10 +237,10 @@ def _read_bytes(path: Path) -> bytes:
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as e:
-            raise DataError(path, f"not a readable gzip file ({e})") from None
+            raise DataError(path, f"not a readable gzip file ({e}); expected a gzip-compressed csv") from None
     data = data.removeprefix(b"\xef\xbb\xbf")
     if not data or data.isspace():
-        raise DataError(path, "empty file")
+        raise DataError(path, f"empty file; expected {expected}")
     return data
 
 
@@ -240,17 +250,17 @@ def _parse_csv(path: Path, pixel_column: str, columns: list[_Column], on_bad_row
     Pixel strings made only of digits and spaces go through numpy's C parser; any other row is
     re-checked token by token so the error names the line and the offending token.
     """
-    lines = _read_bytes(path).splitlines()
+    wanted = [columns[0], _Column(pixel_column, _parse_pixels_slowly), *columns[1:]]  # the files' own order
+    expected = ",".join(c.name if c.required else f"[{c.name}]" for c in wanted)
+    lines = _read_bytes(path, f"a header {expected} and one row per image").splitlines()
     header_text = lines[0].decode("utf-8", "replace").strip()
     header = [name.strip().lower() for name in next(csv.reader([header_text]), [])]
-    wanted = [columns[0], _Column(pixel_column, _parse_pixels_slowly), *columns[1:]]  # the files' own order
     index = {}
     for column in wanted:
         key = column.name.lower()
         if key in header:
             index[key] = header.index(key)
         elif column.required:
-            expected = ",".join(c.name if c.required else f"[{c.name}]" for c in wanted)
             raise DataError(path, f"missing column '{column.name}': expected columns {expected}, "
                             f"found header {_show(lines[0], 80)}", line=1)
     pixel_at = index.pop(pixel_column.lower())
@@ -273,7 +283,8 @@ def _parse_csv(path: Path, pixel_column: str, columns: list[_Column], on_bad_row
                 else:
                     fields = line.split(b",")
                 if len(fields) < n_fields:
-                    raise _BadRow(f"only {len(fields)} of {len(header)} fields ({header_text[:80]})")
+                    raise _BadRow(f"only {len(fields)} of {len(header)} fields; expected one per header column "
+                                  f"({header_text[:80]})")
                 parsed = [(key, parse(fields[at])) for key, at, parse in parsers]
                 images[len(rows)] = _parse_pixels(fields[pixel_at])
             except _BadRow as e:
@@ -289,7 +300,7 @@ def _parse_csv(path: Path, pixel_column: str, columns: list[_Column], on_bad_row
             line_no, reason = skipped[0]
             raise DataError(path, f"all {len(skipped)} data rows are malformed; the first, line {line_no}: "
                             f"{reason}")
-        raise DataError(path, "no data rows after the header")
+        raise DataError(path, "no data rows after the header; expected one row per image")
     n = len(rows)
     images = images[:n].reshape(n, IMAGE_SIZE, IMAGE_SIZE)
     return _Table(images, values, np.array(rows, dtype=np.int64), skipped)
@@ -351,7 +362,7 @@ class _Prepared:
             line, problem = self.skipped[0]
             raise DataError(source, problem, line=line)
         if not len(self.pixels):
-            raise DataError(source, f"no usable rows ({len(self.skipped)} skipped)")
+            raise DataError(source, f"no usable rows ({len(self.skipped)} skipped); expected at least one")
         splits = {}
         for name in dict.fromkeys(self.usage.tolist()):
             index = np.flatnonzero(self.usage == name)
@@ -404,7 +415,7 @@ def _load_npz(path: Path, on_bad_row: str) -> _Prepared:
     bad_usage = ~np.isin(usage, USAGES)
     keep = ~(bad_label | bad_usage)
     for i in np.flatnonzero(~keep):
-        problem = (f"label {emotion[i]} outside {_LABEL_RANGE}" if bad_label[i]
+        problem = (f"label {emotion[i]} out of range; expected {_LABEL_RANGE}" if bad_label[i]
                    else f"unknown Usage {str(usage[i])!r}; expected one of {', '.join(USAGES)}")
         if on_bad_row == "error":
             raise DataError(path, f"row {rows[i]}: {problem}")
@@ -419,7 +430,8 @@ def _load_npz(path: Path, on_bad_row: str) -> _Prepared:
 # image folders
 
 
-def _read_image_split(root: Path, folder: Path) -> Split:
+def _read_image_split(root: Path, folder: Path, on_bad_row: str, skipped: list, resized: list) -> Split:
+    """One split folder; undecodable images go to `skipped` (skip mode), resized ones to `resized`."""
     from PIL import Image
 
     files = []
@@ -436,21 +448,25 @@ def _read_image_split(root: Path, folder: Path) -> Split:
     files.sort(key=lambda f: f[:2])
 
     images = np.empty((len(files), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
-    resized: list[tuple[str, tuple[int, int]]] = []
+    decoded = []
     for i, (_, rel, file) in enumerate(files):
         try:
             with Image.open(file) as img:
                 gray = img.convert("L")
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-            raise DataError(file, f"cannot decode image ({e})") from None
+            problem = f"cannot decode image ({e}); expected a {'/'.join(IMAGE_EXTENSIONS)} image"
+            if on_bad_row == "error":
+                raise DataError(file, problem) from None
+            skipped.append((i + 1, f"{rel}: {problem}"))
+            continue
         if gray.size != (IMAGE_SIZE, IMAGE_SIZE):
             resized.append((rel, gray.size))
             gray = gray.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
         images[i] = np.asarray(gray, dtype=np.uint8)
-    if resized:
-        first, (w, h) = resized[0]
-        print(f"fer: resized {len(resized)} images of {folder} to 48×48 (first: {first}, {w}×{h})",
-              file=sys.stderr)
+        decoded.append(i)
+    if not decoded:
+        raise DataError(folder, f"none of its {len(files)} images decode; the first: {skipped[-len(files)][1]}")
+    keep = np.array(decoded)
     labels = np.array([label for label, _, _ in files], dtype=np.int64)
     ids = np.array([rel for _, rel, _ in files], dtype=str)
-    return Split(images, labels, np.arange(1, len(files) + 1, dtype=np.int64), ids)
+    return Split(images[keep], labels[keep], keep + 1, ids[keep])

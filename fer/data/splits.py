@@ -30,15 +30,19 @@ class Splits:
     skipped: list[tuple[int, str]] = field(default_factory=list)
 
 
-def carve_validation(train: Split, cfg, rng: np.random.Generator) -> tuple[Split, Split]:
+def carve_validation(train: Split, cfg, rng: np.random.Generator, source: str) -> tuple[Split, Split]:
     """Split the training rows: a random `val_fraction`, or the first `val_count` rows (`first`)."""
     n = len(train)
-    if cfg.val_policy == "first":
-        k = cfg.val_count or max(1, round(n * cfg.val_fraction))
+    first = cfg.val_policy == "first"
+    k = (cfg.val_count if first else 0) or max(1, round(n * cfg.val_fraction))
+    if k >= n:
+        setting = f"val_count={cfg.val_count}" if first and cfg.val_count else f"val_fraction={cfg.val_fraction}"
+        raise DataError(source, f"the train split has no rows: data.{setting} takes {k} of the {n} training rows for "
+                        "validation; expected more training rows, or fewer for validation")
+    if first:
         val_idx, train_idx = np.arange(k), np.arange(k, n)
     else:
         perm = rng.permutation(n)
-        k = max(1, round(n * cfg.val_fraction))
         val_idx, train_idx = np.sort(perm[:k]), np.sort(perm[k:])
     return train.take(train_idx), train.take(val_idx)
 
@@ -55,21 +59,23 @@ def arrange(raw: dict[str, Split], cfg, source: str) -> Splits:
     rng = np.random.default_rng(cfg.seed)
     policy = cfg.val_policy
     if "Training" not in raw and "train" not in raw:
-        raise DataError(source, "no training rows (Usage Training, or a train split); found " + ", ".join(raw))
+        raise DataError(source, "no training rows: expected Usage Training (or a train split); found "
+                        + ", ".join(raw))
     if "Training" in raw:  # FER2013 with a Usage column
         if policy in ("auto", "usage") and "PublicTest" in raw:
             train, val = raw["Training"], raw["PublicTest"]
         elif policy == "usage":
-            raise DataError(source, "data.val_policy=usage needs PublicTest rows in the Usage column; found "
+            raise DataError(source, "data.val_policy=usage: expected PublicTest rows in the Usage column; found "
                             + ", ".join(raw))
         else:
-            train, val = carve_validation(raw["Training"], cfg, rng)
+            train, val = carve_validation(raw["Training"], cfg, rng, source)
         tests = {USAGE_TESTS[k]: v for k, v in raw.items() if k in USAGE_TESTS}
         predict = None
     else:
         if policy == "usage":
-            raise DataError(source, "data.val_policy=usage needs a Usage column; use fraction or first")
-        train, val = carve_validation(raw["train"], cfg, rng)
+            raise DataError(source, "data.val_policy=usage: expected a Usage column, found none; "
+                            "use val_policy fraction or first")
+        train, val = carve_validation(raw["train"], cfg, rng, source)
         test = raw.get("test")
         tests = {"test": test} if test is not None and test.labeled else {}
         predict = test if test is not None and not test.labeled else None
@@ -87,7 +93,7 @@ def check(splits: Splits, source: str) -> None:
     """No empty split; a class without training examples is allowed but said (its matrix row is empty)."""
     for name, split in [("train", splits.train), ("val", splits.val), *splits.tests.items()]:
         if len(split) == 0:
-            raise DataError(source, f"the {name} split has no rows")
+            raise DataError(source, f"the {name} split has no rows; expected at least one")
     missing = sorted(set(range(len(EMOTIONS))) - set(np.unique(splits.train.labels).tolist()))
     if missing:
         names = ", ".join(f"{i} {EMOTIONS[i]}" for i in missing)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hydra
 import torch
 
-import fer.config  # noqa: F401  (registers the config schemas)
-from fer.config import validate_explain
+from fer.config import reports_config_errors, validate_explain  # also registers the config schemas
 from fer.errors import guarded
 from fer.explain.render import MlflowSink, check_layers, render_into_run
 from fer.runs import client_and_data, restore
 
 
+@reports_config_errors
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="explain_run")
 @guarded
 def main(cfg) -> None:
