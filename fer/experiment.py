@@ -50,6 +50,7 @@ def output_dir() -> Path:
 
 def fit_and_test(cfg: DictConfig) -> RunResult:
     validate(cfg)
+    ddp.check_launch(cfg)
     resumed = resume.locate(cfg, job_overrides()) if cfg.resume else None
     if resumed:
         cfg = resumed.cfg

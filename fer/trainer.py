@@ -1,4 +1,4 @@
-"""The Lightning Trainer for `trainer=`: checkpointing on val_acc, rich progress, fer's MLflow logger."""
+"""The Lightning Trainer for `trainer=`: checkpointing on val_acc, rich progress, fer's MLflow logger, EMA."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
+
+from fer.ema import EMA
 
 # Lightning advertises its cloud products at every start; the noise hides fer's own lines.
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(lambda r: "💡 Tip" not in r.getMessage())
@@ -23,28 +25,36 @@ class ProgressBar(RichProgressBar):
         return items
 
 
+def device_kwargs(cfg) -> dict:
+    """The Trainer arguments that decide where and how fast a step runs; shared with `fer.bench`."""
+    return {"accelerator": cfg.accelerator, "devices": cfg.devices, "strategy": cfg.get("strategy", "auto"),
+            "precision": cfg.precision,
+            "benchmark": cfg.get("benchmark"), "deterministic": cfg.deterministic}
+
+
 def build_trainer(cfg, logger, callbacks: list, ckpt_dir: Path) -> tuple[pl.Trainer, ModelCheckpoint]:
     """A Trainer and its checkpoint callback (MLFlowLogger knows no save_dir for sqlite or http URIs,
-    so the checkpoint directory is given explicitly)."""
+    so the checkpoint directory is given explicitly). With `ema_decay`, the EMA callback comes before the
+    checkpoint, so what is validated and saved is the average."""
     ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="best-{epoch:02d}", monitor="val_acc", mode="max",
                            save_last=True, auto_insert_metric_name=False)
+    ema = [EMA(cfg.ema_decay)] if cfg.get("ema_decay") else []
     extra = [ProgressBar(leave=True)] if cfg.progress_bar else []
     trainer = pl.Trainer(
-        accelerator=cfg.accelerator,
-        devices=cfg.devices,
-        precision=cfg.precision,
+        **device_kwargs(cfg),
         max_epochs=cfg.max_epochs,
         limit_train_batches=cfg.limit_train_batches,
         limit_val_batches=cfg.limit_val_batches,
         limit_test_batches=cfg.limit_test_batches,
         num_sanity_val_steps=cfg.num_sanity_val_steps,
         gradient_clip_val=cfg.gradient_clip_val,
-        deterministic=cfg.deterministic,
         logger=logger,
-        callbacks=[ckpt, *callbacks, *extra],
+        callbacks=[*ema, ckpt, *callbacks, *extra],
         enable_progress_bar=cfg.progress_bar,
         enable_model_summary=False,
         log_every_n_steps=1,
+        use_distributed_sampler=False,  # FERDataModule shares rows out itself: Lightning's swap breaks its slicing
+        inference_mode=not cfg.get("compile"),  # test under no_grad, like validation: the same compiled graph
     )
     return trainer, ckpt
 
