@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 COLUMNS = ("job", "run", "overrides", "params", "best_val_acc", "test_acc", "epochs", "sec_per_epoch", "status")
@@ -57,7 +58,9 @@ def job_of(client: MlflowClient, run) -> Job:
     history = sorted((m.step, m.value, m.timestamp) for m in client.get_metric_history(run.info.run_id, "val_acc"))
     params = run.data.params.get("params_total")
     stamps = [t for _, _, t in history]
-    per_epoch = (stamps[-1] - run.info.start_time) / 1000 / len(stamps) if stamps else None
+    # Between the first and last epoch's val_acc, so start-up (imports, data, the first epoch's compile) is left out.
+    per_epoch = ((stamps[-1] - stamps[0]) / 1000 / (len(stamps) - 1) if len(stamps) > 1
+                 else (stamps[0] - run.info.start_time) / 1000 if stamps else None)
     return Job(run_id=run.info.run_id, name=run.info.run_name, overrides=run.data.tags.get("fer.overrides", ""),
                status=run.info.status, params=int(params) if params else None,
                best_val_acc=max((v for _, v, _ in history), default=None),
@@ -105,8 +108,10 @@ def curves_figure(jobs: list[Job]):
             steps, values = zip(*j.val_curve, strict=True)
             ax.plot(np.asarray(steps) + 1, values, marker="o", ms=3, label=label(j))
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("val acc")
-    ax.legend(fontsize=7)
+    if ax.lines:
+        ax.legend(fontsize=7)
     ax.set_title("validation accuracy per epoch")
     return fig
 

@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from fer.confusion import row_normalized  # noqa: E402
 from fer.labels import EMOTIONS  # noqa: E402
@@ -43,6 +44,7 @@ def curves_figure(history: dict[str, list[tuple[int, float]]], title: str) -> Fi
                 epochs, values = zip(*points, strict=True)
                 ax.plot(np.asarray(epochs) + 1, values, style, label=split, markersize=3)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("accuracy" if kind == "acc" else "loss")
         ax.grid(alpha=0.3)
         ax.legend()

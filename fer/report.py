@@ -95,6 +95,13 @@ def find_jobs(client: MlflowClient, target: str) -> tuple[list[Job], str | None,
     return [job_of(client, r) for r in runs], None, f"experiment {target}"
 
 
+def unlike(a: dict[str, str], b: dict[str, str]) -> int:
+    """How many settings other than the model two runs differ in: a DNN is compared with the CNN trained
+    like it (same normalization, augmentation, optimizer, …), not merely with one of the same size."""
+    own = ("model.", "params_", "run_name")
+    return sum(a.get(k) != b.get(k) for k in a.keys() | b.keys() if not k.startswith(own))
+
+
 def build(client: MlflowClient, target: str, tmp: str) -> tuple[str, str | None]:
     jobs, parent, title = find_jobs(client, target)
     runs = {j.run_id: client.get_run(j.run_id) for j in jobs}
@@ -128,7 +135,7 @@ def build(client: MlflowClient, target: str, tmp: str) -> tuple[str, str | None]
         if not peers:
             page.missing(f"no CNN beside {d.name} to compare it with")
             continue
-        c = min(peers, key=lambda c: abs(c.params - d.params))
+        c = min(peers, key=lambda c: (unlike(param[c.run_id], param[d.run_id]), abs(c.params - d.params)))
         rows = [[x.name, f"{x.params:,}", f"{x.test_acc:.4f}", f"{x.best_val_acc:.4f}",
                  f"{x.sec_per_epoch:.2f}" if x.sec_per_epoch else "?"] for x in (c, d)]
         page.table(["run", "parameters", "test acc", "best val acc", "s/epoch"], rows)

@@ -1,0 +1,160 @@
+"""A Hydra sweeper that drives a current Optuna study by ask-and-tell.
+
+fer ships its own because hydra-optuna-sweeper 1.3.0 pins optuna<3, and optuna 2.10's RDB storage fails under
+the SQLAlchemy 2 that mlflow 3 (through alembic) requires. Each trial is launched through Hydra's launcher, so it
+is a normal job: with fer's sweep callback, a child run of the sweep's parent run. The objective is the job's
+return value (`fer.train` returns the best val acc).
+
+The search space is `hydra.sweeper.params` plus the sweeps on the command line, in Hydra's override grammar:
+`interval(a, b)` is uniform (`tag(log, interval(a, b))` log-uniform; integers when both ends are), `choice(…)`,
+`a,b,c` and `range(…)` are categorical; a plain `key=value` is fixed for every trial.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import IntervalSweep, Override
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+
+@dataclass  # real annotations, not strings: Hydra's plugin scan runs this module outside sys.modules
+class FerOptunaSweeperConf:
+    _target_: str = "hydra_plugins.fer_optuna_sweeper.fer_optuna_sweeper.FerOptunaSweeper"
+    n_trials: int = 20
+    n_jobs: int = 1  # trials asked at once and launched together (in parallel with hydra/launcher=joblib)
+    direction: str = "maximize"  # or minimize
+    seed: int | None = 0  # of the TPE sampler
+    storage: str | None = None  # e.g. sqlite:///optuna.db, to resume or inspect the study; in memory when null
+    study_name: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="fer_optuna", node=FerOptunaSweeperConf, provider="fer")
+
+
+def distribution(override: Override) -> optuna.distributions.BaseDistribution:
+    """The Optuna distribution a sweep override describes."""
+    value = override.value()
+    if isinstance(value, IntervalSweep):
+        log_scale = "log" in value.tags
+        if isinstance(value.start, int) and isinstance(value.end, int):
+            return optuna.distributions.IntDistribution(value.start, value.end, log=log_scale)
+        return optuna.distributions.FloatDistribution(float(value.start), float(value.end), log=log_scale)
+    return optuna.distributions.CategoricalDistribution(list(override.sweep_iterator()))
+
+
+def search_space(lines: list[str]) -> tuple[dict[str, optuna.distributions.BaseDistribution], dict[str, str]]:
+    """Sweeps and fixed overrides by key; a later line for the same key wins (the command line over the yaml)."""
+    space: dict[str, optuna.distributions.BaseDistribution] = {}
+    fixed: dict[str, str] = {}
+    for override in OverridesParser.create().parse_overrides(lines):
+        key = override.get_key_element()
+        space.pop(key, None)
+        fixed.pop(key, None)
+        if override.is_sweep_override():
+            space[key] = distribution(override)
+        else:
+            fixed[key] = override.input_line
+    return space, fixed
+
+
+class FerOptunaSweeper(Sweeper):
+    def __init__(self, n_trials: int, n_jobs: int, direction: str, seed: int | None, storage: str | None,
+                 study_name: str | None, params: DictConfig | None) -> None:
+        from fer.errors import ConfigError
+
+        if direction not in ("maximize", "minimize"):
+            raise ConfigError("hydra.sweeper.direction", "maximize or minimize", direction)
+        if n_trials < 1 or n_jobs < 1:
+            raise ConfigError("hydra.sweeper.n_trials/n_jobs", "positive integers", (n_trials, n_jobs))
+        self.n_trials, self.n_jobs, self.direction = n_trials, n_jobs, direction
+        self.seed, self.storage, self.study_name = seed, storage, study_name
+        self.params = {str(k): str(v) for k, v in (params or {}).items()}
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=task_function)
+
+    def sweep(self, arguments: list[str]) -> optuna.Study:
+        from fer.errors import ConfigError
+
+        space, fixed = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
+        if not space:
+            raise ConfigError("hydra.sweeper.params", "at least one sweep (interval, choice, range or a,b)",
+                              self.params)
+        study = optuna.create_study(storage=self.storage, study_name=self.study_name, direction=self.direction,
+                                    load_if_exists=True)
+        # a study resumed from storage continues the seeded sequence instead of repeating its first trials
+        seed = None if self.seed is None else self.seed + len(study.trials)
+        study.sampler = optuna.samplers.TPESampler(seed=seed)
+        parent = SweepParent.of(self.config)
+        job_idx = 0
+        while job_idx < self.n_trials:
+            trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - job_idx))]
+            batch = [(*fixed.values(), *(f"{k}={v}" for k, v in t.params.items())) for t in trials]
+            self.validate_batch_is_legal(batch)
+            returns = self.launcher.launch(batch, initial_job_idx=job_idx)
+            for trial, ret in zip(trials, returns, strict=True):
+                run_id = parent.child(job_idx) if parent else None
+                if run_id:
+                    trial.set_user_attr("mlflow_run_id", run_id)
+                job_idx += 1
+                try:
+                    value = float(ret.return_value)  # re-raises the exception of a failed job
+                except Exception:
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    raise  # a failing job aborts the search, as with Hydra's basic sweeper
+                study.tell(trial, value)
+        best = study.best_trial
+        print(f"fer: optuna best trial {best.number}: value {best.value:.4f} with "
+              + " ".join(f"{k}={v}" for k, v in best.params.items()), flush=True)
+        if parent:
+            parent.record_best(study)
+        return study
+
+
+class SweepParent:
+    """The parent run that fer's sweep callback opened for this multirun, and its trials' child runs."""
+
+    def __init__(self, client, run_id: str, experiment_id: str):
+        self.client, self.run_id, self.experiment_id = client, run_id, experiment_id
+
+    @classmethod
+    def of(cls, config: DictConfig) -> "SweepParent | None":
+        from fer import tracking
+        from fer.sweep import PARENT_FILE
+
+        link = Path(str(config.hydra.sweep.dir)) / PARENT_FILE
+        if not link.exists():  # the sweep callback is not configured
+            return None
+        client = tracking.client_for(config.tracking)
+        run = client.get_run(link.read_text().split()[0])
+        return cls(client, run.info.run_id, run.info.experiment_id)
+
+    def child(self, job: int) -> str | None:
+        runs = self.client.search_runs([self.experiment_id], f"tags.mlflow.parentRunId = '{self.run_id}' "
+                                       f"and tags.fer.job = '{job}'")
+        return runs[0].info.run_id if runs else None
+
+    def record_best(self, study: optuna.Study) -> None:
+        """Tags for the best trial (with its run, which may be an earlier sweep's in a resumed study) and
+        params `best.<key>` for its values."""
+        from fer import tracking
+
+        best = study.best_trial
+        tags = {"fer.optuna.best_trial": str(best.number), "fer.optuna.best_value": repr(best.value),
+                "fer.optuna.study": study.study_name, "fer.optuna.direction": study.direction.name.lower()}
+        if "mlflow_run_id" in best.user_attrs:
+            tags["fer.optuna.best_run"] = best.user_attrs["mlflow_run_id"]
+        tracking.set_tags(self.client, self.run_id, tags)
+        for key, value in best.params.items():
+            self.client.log_param(self.run_id, f"best.{key}", value)
