@@ -69,7 +69,7 @@ def fit_and_test(cfg: DictConfig) -> RunResult:
     params = {**tracking.flatten(cfg), **count_params(module.net), **module.normalizer.fit(splits.train.images),
               "data.rows_train": len(splits.train), "data.rows_val": len(splits.val),
               **{f"data.rows_test_{k}": len(v) for k, v in splits.tests.items()}}
-    client = tracking.client_for(cfg.tracking)
+    client = tracking.client_for(cfg.tracking.uri)
     exp_id = tracking.experiment_id(client, cfg.tracking)
     name = run_name(cfg)
     logger_args = {"experiment_name": cfg.tracking.experiment, "tracking_uri": client.tracking_uri}

@@ -40,7 +40,7 @@ class Resumed:
 
 def locate(cfg: DictConfig, overrides: list[str]) -> Resumed:
     """The run to continue and the config to continue it with; a FerError if either cannot be used."""
-    client = tracking.client_for(cfg.tracking)
+    client = tracking.client_for(cfg.tracking.uri)
     run = _find(client, cfg)
     run_id = run.info.run_id
     command = run.data.tags.get("fer.command")

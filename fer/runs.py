@@ -47,4 +47,4 @@ def restore(client, run_id: str, data_cfg: DictConfig | None) -> Restored:
 
 
 def client_and_data(cfg: DictConfig):
-    return tracking.client_for(cfg.tracking), cfg.get("data")
+    return tracking.client_for(cfg.tracking.uri), cfg.get("data")

@@ -39,7 +39,7 @@ class SweepCallback(Callback):
     """Opens the parent run when a multirun starts; when it ends, logs the comparison and closes it."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        client = tracking.client_for(config.tracking)
+        client = tracking.client_for(config.tracking.uri)
         exp_id = tracking.experiment_id(client, config.tracking)
         sweep_dir = Path(str(config.hydra.sweep.dir))
         overrides = list(config.hydra.overrides.task)
@@ -65,7 +65,7 @@ class SweepCallback(Callback):
         if not link.exists():
             return
         parent_id, url = link.read_text().split()[:2]
-        client = tracking.client_for(config.tracking)
+        client = tracking.client_for(config.tracking.uri)
         jobs = log_comparison(client, parent_id)
         failed = [j for j in jobs if j.status != "FINISHED"]
         client.set_terminated(parent_id, "FAILED" if aborted or failed or not jobs else "FINISHED")

@@ -81,9 +81,9 @@ def delivering(uri: str) -> DeliveringClient:
     return _clients[uri]
 
 
-def client_for(tracking) -> DeliveringClient:
-    """The client for `tracking.uri`; a server is checked first, so a dead one fails before training."""
-    uri = resolve_uri(tracking.uri)
+def client_for(uri: str) -> DeliveringClient:
+    """The client for a tracking URI (`tracking.uri`); a server is checked first, so a dead one fails at once."""
+    uri = resolve_uri(uri)
     if uri not in _clients and uri.startswith(("http://", "https://")):
         preflight(uri)
     return delivering(uri)

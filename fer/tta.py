@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-MODES = ("none", "flip", "tencrop")
 PAD = 4  # pixels: the corner crops shift the face by 4 px each way, within `aug=strong`'s crop_padding
 
 
