@@ -136,7 +136,7 @@ class SweepParent:
         link = Path(str(config.hydra.sweep.dir)) / PARENT_FILE
         if not link.exists():  # the sweep callback is not configured
             return None
-        client = tracking.client_for(config.tracking)
+        client = tracking.client_for(config.tracking.uri)
         run = client.get_run(link.read_text().split()[0])
         return cls(client, run.info.run_id, run.info.experiment_id)
 
