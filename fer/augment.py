@@ -19,10 +19,19 @@ ERASE_SCALE = (0.02, 0.25)  # fraction of the image a random erasing covers (kor
 ERASE_RATIO = (0.3, 3.3)  # its aspect ratio h/w, drawn log-uniformly
 
 
+def has_affine(cfg) -> bool:
+    """Whether the `aug` options include a random affine (rotation, shift, shear or zoom)."""
+    return bool(cfg.rotation or cfg.shift or cfg.shear or cfg.zoom)
+
+
+def moves_pixels(cfg) -> bool:
+    """Whether the `aug` options crop, flip or warp: what `FusedAugmentation` does in one `grid_sample`."""
+    return bool(cfg.crop_padding or cfg.hflip or has_affine(cfg))
+
+
 def build_augmentation(cfg) -> nn.Module:
     """Transforms for images in [0, 1], shape (B, 1, 48, 48); identity for `aug=none`."""
-    affine = bool(cfg.rotation or cfg.shift or cfg.shear or cfg.zoom)
-    if not (cfg.crop_padding or cfg.hflip or affine or cfg.erasing):
+    if not (moves_pixels(cfg) or cfg.erasing):
         return nn.Identity()
     if cfg.get("impl", "kornia") == "fused":
         return FusedAugmentation(cfg)
@@ -31,7 +40,7 @@ def build_augmentation(cfg) -> nn.Module:
         ops.append(K.RandomCrop((48, 48), padding=cfg.crop_padding, padding_mode="reflect"))
     if cfg.hflip:
         ops.append(K.RandomHorizontalFlip())
-    if affine:
+    if has_affine(cfg):
         ops.append(
             K.RandomAffine(
                 degrees=cfg.rotation,
@@ -65,7 +74,7 @@ class FusedAugmentation(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
-        if cfg.crop_padding or cfg.hflip or cfg.rotation or cfg.shift or cfg.shear or cfg.zoom:
+        if moves_pixels(cfg):
             x = self.warp(x)
         if cfg.erasing:
             x = self.erase(x)

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from fer.augment import ERASE_RATIO, ERASE_SCALE
+from fer.augment import ERASE_RATIO, ERASE_SCALE, has_affine
 
 
 class PerSampleDataset(Dataset):
@@ -46,7 +46,7 @@ class PerSampleDataset(Dataset):
         pil = Image.fromarray(np.ascontiguousarray(img))
         if cfg.hflip and rng.random() < 0.5:
             pil = pil.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        if cfg.rotation or cfg.shift or cfg.shear or cfg.zoom:
+        if has_affine(cfg):
             pil = pil.transform(pil.size, Image.Transform.AFFINE, affine_coefficients(cfg, rng, pil.size[0]),
                                 resample=Image.Resampling.BILINEAR)
         x = np.asarray(pil, dtype=np.float32) / 255.0

@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from fer.compare import Job, children, job_of, table_markdown
 from fer.errors import FerError, guarded
-from fer.tracking import client_for, resolve_uri
+from fer.tracking import client_for, resolve_uri, sqlite_path
 
 
 class Page:
@@ -204,8 +204,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = resolve_uri(args.uri)
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
-        raise FerError(f"no MLflow store at {uri[len('sqlite:///'):]}: run from where you trained, or pass --uri")
+    store = sqlite_path(uri)
+    if store is not None and not store.exists():
+        raise FerError(f"no MLflow store at {store}: run from where you trained, or pass --uri")
     client = client_for(uri)  # a server that does not answer fails now, naming the URI
     with tempfile.TemporaryDirectory() as tmp:
         page, parent = build(client, args.target, tmp)

@@ -33,17 +33,18 @@ PREFLIGHT_S = 5.0
 _clients: dict[str, DeliveringClient] = {}
 
 
-def resolve_uri(uri: str) -> str:
-    """Make a relative sqlite path absolute, so the store is the one in the starting directory."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        return prefix + str(Path(uri[len(prefix):]).resolve())
-    return uri
+SQLITE = "sqlite:///"
 
 
 def sqlite_path(uri: str) -> Path | None:
-    prefix = "sqlite:///"
-    return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
+    """The database file of a sqlite URI (relative to the working directory unless absolute), else None."""
+    return Path(uri[len(SQLITE):]) if uri.startswith(SQLITE) else None
+
+
+def resolve_uri(uri: str) -> str:
+    """Make a relative sqlite path absolute, so the store is the one in the starting directory."""
+    path = sqlite_path(uri)
+    return SQLITE + str(path.resolve()) if path is not None and not path.is_absolute() else uri
 
 
 @contextmanager
