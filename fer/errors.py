@@ -1,4 +1,4 @@
-"""Errors a user can act on, and the guard that turns them into one line and a non-zero exit."""
+"""Errors a user can act on, how a command ends because of them, and the guard that prints them as one line."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ from collections.abc import Callable
 from typing import TypeVar
 
 F = TypeVar("F", bound=Callable)
+
+EXIT_BAD_INPUT = 2
+# Exit codes of a process ended by SIGINT / SIGTERM, as a shell reports them.
+EXIT_CODES = {"Ctrl-C": 130, "SIGTERM": 143}
 
 
 class FerError(Exception):
@@ -40,6 +44,6 @@ def guarded(fn: F) -> F:
             return fn(*args, **kwargs)
         except FerError as e:
             print(f"fer: error: {e}", file=sys.stderr, flush=True)
-            sys.exit(2)
+            sys.exit(EXIT_BAD_INPUT)
 
     return wrapper  # type: ignore[return-value]

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 import numpy as np
 import torch
 
-from fer.config import reports_config_errors  # also registers the config schemas
-from fer.data.split import Split
-from fer.errors import guarded
-from fer.runs import client_and_data, restore
-from fer.trainer import inference_trainer
+from fer.cli import entry_point, restore
+from fer.data.splits import Split
+from fer.training.trainer import inference_trainer
 
 
 def rows_to_predict(splits) -> Split:
@@ -24,12 +21,9 @@ def rows_to_predict(splits) -> Split:
                  rows=np.concatenate([p.rows if p.rows is not None else np.arange(1, len(p) + 1) for p in parts]))
 
 
-@reports_config_errors
-@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
-@guarded
+@entry_point("predict")
 def main(cfg) -> None:
-    client, data_cfg = client_and_data(cfg)
-    r = restore(client, cfg.run_id, data_cfg)
+    _, r = restore(cfg.tracking.uri, cfg.run_id, cfg.get("data"))
     target = rows_to_predict(r.splits)
     r.splits.predict = target
     probs = torch.cat(inference_trainer(cfg.accelerator).predict(r.module, datamodule=r.datamodule))

@@ -1,19 +1,81 @@
-"""`python -m fer.train [group=option …] [key=value …]`: train, test and track one run (or a sweep with -m)."""
+"""`python -m fer.train [group=option …] [key=value …]`: train, test and track one run (or a sweep with -m).
+
+`train(cfg)` is the whole story, top to bottom: check the config, read the data, build the model, open the run,
+fit, test, close the run.
+"""
 
 from __future__ import annotations
 
-import hydra
+import sys
 
-from fer.config import reports_config_errors  # also registers the config schemas
-from fer.errors import guarded
-from fer.experiment import fit_and_test
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+
+from fer.artifacts.callback import RunArtifacts
+from fer.artifacts.summary import model_summary
+from fer.cli import entry_point, job_overrides, output_dir
+from fer.config.validate import validate
+from fer.data.datamodule import FERDataModule
+from fer.data.load import load_splits
+from fer.explain.callback import ExplainCallback
+from fer.explain.render import check_layers
+from fer.models import count_params
+from fer.sweeps.callback import sweep_parent
+from fer.tracking import ddp, resume, tags
+from fer.tracking.provenance import flatten, provenance_tags, run_name
+from fer.tracking.run import RunResult, TrackedRun
+from fer.training.faults import FiniteLoss, Interruption, divergence_hint
+from fer.training.module import FERModule
+from fer.training.trainer import build_trainer
 
 
-@reports_config_errors
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-@guarded
-def main(cfg) -> float:
-    return fit_and_test(cfg).best_val_acc
+def train(cfg: DictConfig) -> RunResult:
+    validate(cfg)
+    ddp.check_launch(cfg)
+    resumed = resume.locate(cfg, job_overrides()) if cfg.resume else None
+    cfg = resumed.cfg if resumed else cfg
+    splits = load_splits(cfg.data)  # bad data fails here, before a run is created
+    run_tags = {**provenance_tags(job_overrides()), **sweep_parent()}
+    if not splits.tests:
+        print("fer: note: the data has no labeled test split: test metrics are on the validation split",
+              file=sys.stderr)
+        splits.tests = {"val": splits.val}
+        run_tags[tags.TEST_SPLIT] = "val"
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = FERDataModule(splits, cfg.data, cfg.aug)
+    module = FERModule(OmegaConf.to_container(cfg, resolve=True), datamodule.test_names)
+    if cfg.explain.enabled:
+        check_layers(module.net, cfg.explain)  # a wrong layer name fails now, not after training
+    params = {**flatten(cfg), **count_params(module.net), **module.normalizer.fit(splits.train.images),
+              "data.rows_train": len(splits.train), "data.rows_val": len(splits.val),
+              **{f"data.rows_test_{k}": len(v) for k, v in splits.tests.items()}}
+
+    name = run_name(cfg)
+    run = TrackedRun.open(cfg, name, params, run_tags, (output_dir() / "checkpoints").resolve(), resumed,
+                          job_overrides())
+    run.log_skipped_rows(splits.skipped)
+    texts = {"config.yaml": OmegaConf.to_yaml(cfg, resolve=True), "model_summary.txt": model_summary(module)}
+    interruption = Interruption()
+    callbacks = [RunArtifacts(run.client, run.run_id, name, texts), FiniteLoss(divergence_hint(cfg.norm.name)),
+                 interruption]
+    if cfg.explain.enabled:
+        callbacks.append(ExplainCallback(run.client, run.run_id, splits.val, cfg.explain))
+    trainer, ckpt = build_trainer(cfg.trainer, run.logger, callbacks, run.checkpoint_dir)
+
+    with run.closing(interruption):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resumed.checkpoint if resumed else None,
+                    weights_only=True)
+        trainer.test(module, datamodule=datamodule, ckpt_path="best" if ckpt.best_model_path else None,
+                     verbose=False, weights_only=True)
+        run.finish(ckpt.best_model_path)
+    best_val_acc = float(ckpt.best_model_score) if ckpt.best_model_score is not None else float("nan")
+    return run.result(float(trainer.callback_metrics.get("test_acc", float("nan"))), best_val_acc)
+
+
+@entry_point("config")
+def main(cfg: DictConfig) -> float:
+    return train(cfg).best_val_acc
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 5's GPU measurement in one call on a lent GPU machine: install the packages the machine lacks, time
+# The standing GPU measurement in one call on a lent GPU machine: install the packages the machine lacks, time
 # the input pipelines (python -m fer.bench experiment=sota: VGG16, batch 512, strong aug, bf16, compiled),
 # train experiment=sota on FER2013, and print one table (bench rows, PublicTest accuracy, wall time, epochs).
 #
@@ -41,6 +41,8 @@ out=${OUT:-outputs/device}
 mkdir -p "$out" .site
 [ -f .site/.unpacked ] || { python3 -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall('.site')" \
   "$site_tar" && touch .site/.unpacked; }
+# fer runs from this checkout, not installed: its configs are the package fer.conf, which an install maps to conf/
+[ -e fer/conf ] || ln -s ../conf fer/conf
 export PYTHONPATH=$PWD/.site:$PWD PYTHONUNBUFFERED=1 MLFLOW_ALLOW_FILE_STORE=true
 store="file://$PWD/mlruns_gpu"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader

@@ -8,9 +8,8 @@ import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
 
-from fer.augment import build_augmentation
-from fer.data.split import Split
-from fer.data.splits import Splits
+from fer.data.augment import build_augmentation
+from fer.data.splits import Split, Splits
 
 
 class BatchSlices(Dataset):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fer.data.split import Split
+from fer.data.splits import Split
 from fer.labels import IMAGE_SIZE, NUM_CLASSES
 
 PIXELS_PER_UNIT = 16.0

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import hydra
 import torch
 
-from fer.config import reports_config_errors, validate_explain  # also registers the config schemas
-from fer.errors import guarded
+from fer.cli import entry_point, restore
+from fer.config.validate import validate_explain
 from fer.explain.render import MlflowSink, check_layers, render_into_run
-from fer.runs import client_and_data, restore
 
 
-@reports_config_errors
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="explain_run")
-@guarded
+@entry_point("explain_run")
 def main(cfg) -> None:
     validate_explain(cfg.explain)
-    client, data_cfg = client_and_data(cfg)
-    r = restore(client, cfg.run_id, data_cfg)
+    client, r = restore(cfg.tracking.uri, cfg.run_id, cfg.get("data"))
     use_gpu = cfg.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     module = r.module.to("cuda" if use_gpu else "cpu")
     check_layers(module.net, cfg.explain)

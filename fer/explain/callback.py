@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
-from fer.data.split import Split
+from fer.data.splits import Split
 from fer.explain.render import MlflowSink, render_into_run, render_saliency
 
 

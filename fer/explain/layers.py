@@ -5,9 +5,9 @@ from __future__ import annotations
 from torch import nn
 
 from fer.errors import ConfigError
+from fer.models.act import ACTIVATION_TYPES
 
 KINDS = {"conv": nn.Conv2d, "linear": nn.Linear}
-ACTIVATIONS = (nn.ReLU, nn.SELU, nn.ELU, nn.GELU, nn.LeakyReLU)
 
 
 def named_layers(net: nn.Module, kind: str) -> list[tuple[str, nn.Module]]:
@@ -45,7 +45,7 @@ def rectified(net: nn.Module, layer: nn.Module) -> tuple[str, nn.Module]:
     """The first activation module after `layer` in the network (past its BatchNorm), or `layer` itself."""
     modules = list(net.named_modules())
     start = next(i for i, (_, m) in enumerate(modules) if m is layer)
-    return next(((n, m) for n, m in modules[start + 1:] if isinstance(m, ACTIVATIONS)), modules[start])
+    return next(((n, m) for n, m in modules[start + 1:] if isinstance(m, ACTIVATION_TYPES)), modules[start])
 
 
 def has_conv(net: nn.Module) -> bool:

@@ -15,13 +15,13 @@ import torch
 from captum.attr import LayerActivation
 from PIL import Image
 
-from fer.data.split import Split
+from fer.data.splits import Split
 from fer.errors import ConfigError
 from fer.explain.figures import layer_output_figure, saliency_figure
 from fer.explain.layers import gradcam_layer, has_conv, rectified, resolve_layer
 from fer.explain.saliency import attribute, guided_rule_note, mass_ratio, normalize
 from fer.labels import EMOTIONS
-from fer.tracking import set_tags
+from fer.tracking.tags import EXPLAIN_NOTES
 
 
 def choose_probes(split: Split, probe_ids) -> np.ndarray:
@@ -160,5 +160,5 @@ def render_into_run(module, split: Split, cfg, sink: MlflowSink) -> list[str]:
     for method, ratio in ratios.items():
         sink.client.log_metric(sink.run_id, f"saliency_mask_ratio_{method}", ratio)
     if notes:
-        set_tags(sink.client, sink.run_id, {"fer.explain.notes": "; ".join(notes)})
+        sink.client.set_tag(sink.run_id, EXPLAIN_NOTES, "; ".join(notes))
     return notes

@@ -14,7 +14,39 @@ from captum.attr import (
 )
 from torch import nn
 
-METHODS = ("saliency", "integrated_gradients", "guided_backprop", "gradcam", "smoothgrad")
+from fer.models.act import ACTIVATION_TYPES
+from fer.registry import Registry
+
+
+def _saliency(model, x, target, layer):
+    return Saliency(model).attribute(x, target=target, abs=True)
+
+
+def _integrated_gradients(model, x, target, layer):
+    return IntegratedGradients(model).attribute(x, baselines=torch.zeros_like(x), target=target, n_steps=32,
+                                                internal_batch_size=256).abs()
+
+
+def _guided_backprop(model, x, target, layer):
+    return GuidedBackprop(model).attribute(x, target=target).abs()
+
+
+def _gradcam(model, x, target, layer):
+    if layer is None:
+        raise ValueError("gradcam needs a conv layer")
+    cam = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
+    return LayerAttribution.interpolate(cam, x.shape[-2:], interpolate_mode="bilinear").clamp_min(0)
+
+
+def _smoothgrad(model, x, target, layer):
+    return NoiseTunnel(Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=16, stdevs=0.1, target=target,
+                                                  abs=True)
+
+
+METHODS = Registry("explain.methods", {"saliency": _saliency, "integrated_gradients": _integrated_gradients,
+                                       "guided_backprop": _guided_backprop, "gradcam": _gradcam,
+                                       "smoothgrad": _smoothgrad})
+TARGETS = Registry("explain.target", {"label": "the true class", "predicted": "the predicted class"})
 
 
 def attribute(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str,
@@ -24,25 +56,7 @@ def attribute(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: s
     `gradcam` is Captum's LayerGradCam on `gradcam_layer` (see layers.gradcam_layer), upsampled to 48×48.
     """
     x = x.detach().clone().requires_grad_(True)
-    target = target.tolist()
-    if method == "saliency":
-        a = Saliency(model).attribute(x, target=target, abs=True)
-    elif method == "integrated_gradients":
-        a = IntegratedGradients(model).attribute(x, baselines=torch.zeros_like(x), target=target, n_steps=32,
-                                                 internal_batch_size=256).abs()
-    elif method == "guided_backprop":
-        a = GuidedBackprop(model).attribute(x, target=target).abs()
-    elif method == "smoothgrad":
-        a = NoiseTunnel(Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=16, stdevs=0.1,
-                                                   target=target, abs=True)
-    elif method == "gradcam":
-        if gradcam_layer is None:
-            raise ValueError("gradcam needs a conv layer")
-        cam = LayerGradCam(model, gradcam_layer).attribute(x, target=target, relu_attributions=True)
-        a = LayerAttribution.interpolate(cam, x.shape[-2:], interpolate_mode="bilinear").clamp_min(0)
-    else:
-        raise ValueError(f"unknown saliency method {method!r}")
-    return a.detach().sum(dim=1)
+    return METHODS.get(method)(model, x, target.tolist(), gradcam_layer).detach().sum(dim=1)
 
 
 def normalize(maps: torch.Tensor) -> torch.Tensor:
@@ -64,8 +78,7 @@ def mass_ratio(maps: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
 
 def guided_rule_note(model: nn.Module) -> str | None:
     """Captum's guided backprop overrides only nn.ReLU; with other activations it is plain gradients."""
-    others = {type(m).__name__ for m in model.modules()
-              if isinstance(m, nn.SELU | nn.ELU | nn.GELU | nn.LeakyReLU)}
+    others = {type(m).__name__ for m in model.modules() if isinstance(m, ACTIVATION_TYPES) and type(m) is not nn.ReLU}
     if others and not any(isinstance(m, nn.ReLU) for m in model.modules()):
         names = ", ".join(sorted(others))
         return f"guided backprop = plain gradients here: Captum's guided rule applies to ReLU only, not {names}"

@@ -1,23 +1,20 @@
-"""Build the network named by `model=` with the activation named by `act=`.
+"""The networks `model=` names, built with the activation `act=` names; imports only fer.config's leaves.
 
-Every model is `Sequential(features=…, classifier=…)`, so layers have stable names
-(`features.3`, `classifier.1`) for summaries, checkpoints and the layers that explanations pick.
+Every model is `Sequential(features=…, classifier=…)`, so layers have stable names (`features.3`,
+`classifier.1`) for summaries, checkpoints and the layers that explanations pick. `MODELS` is the one list of
+model options: add a builder there and its `conf/model/<name>.yaml`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from omegaconf import OmegaConf
 from torch import nn
 
-from fer.config import SCHEMAS
+from fer.config.options import option
 from fer.models.act import init_weights
 from fer.models.cnn import build_cnn
 from fer.models.dnn import build_dnn, matched_widths
 from fer.models.vgg import build_vgg
-
-CONF_MODEL_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
+from fer.registry import Registry
 
 
 def count_params(model: nn.Module) -> dict[str, int]:
@@ -26,30 +23,19 @@ def count_params(model: nn.Module) -> dict[str, int]:
     return {"params_total": total, "params_trainable": trainable, "params_non_trainable": total - trainable}
 
 
-def model_option(name: str):
-    """The config of `conf/model/<name>.yaml` on its schema: what `model=<name>` gives by default."""
-    path = CONF_MODEL_DIR / f"{name}.yaml"
-    raw = OmegaConf.load(path)
-    schema = raw.defaults[0].split("/")[-1].split("@")[0]
-    raw.pop("defaults")
-    return OmegaConf.merge(OmegaConf.structured(SCHEMAS["model"][schema]), raw)
-
-
-def dnn_widths(cfg, act) -> list[int]:
-    """The DNN's hidden widths: as given, or solved to match `model.match`'s parameter count."""
+def build_sized_dnn(cfg, act) -> nn.Sequential:
+    """The DNN with its hidden widths as given, or solved to match the parameter count of the model option
+    `model.match` (as `model=<match>` configures it)."""
     if cfg.match is None:
-        return list(cfg.hidden)
-    target = count_params(build_model(model_option(cfg.match), act))["params_total"]
-    return matched_widths(target, cfg.depth)
+        return build_dnn(list(cfg.hidden), cfg, act)
+    target = count_params(create_model(option("model", cfg.match), act))["params_total"]
+    return build_dnn(matched_widths(target, cfg.depth), cfg, act)
 
 
-def build_model(cfg, act) -> nn.Sequential:
-    if cfg.name == "cnn":
-        net = build_cnn(cfg, act)
-    elif cfg.name in ("vgg16", "vgg19"):
-        net = build_vgg(cfg, act)
-    elif cfg.name == "dnn":
-        net = build_dnn(dnn_widths(cfg, act), cfg, act)
-    else:
-        raise ValueError(f"unknown model {cfg.name!r}")
-    return init_weights(net, act)
+MODELS = Registry("model.name", {"cnn": build_cnn, "vgg16": build_vgg, "vgg19": build_vgg, "dnn": build_sized_dnn})
+MATCH_TARGETS = tuple(name for name, build in MODELS.items() if build is not build_sized_dnn)
+
+
+def create_model(cfg, act) -> nn.Sequential:
+    """The network of the model config `cfg` with the activation config `act` (and its initialization)."""
+    return init_weights(MODELS.get(cfg.name)(cfg, act), act)

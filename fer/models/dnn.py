@@ -7,10 +7,10 @@ from collections import OrderedDict
 
 from torch import nn
 
-from fer.labels import IMAGE_SIZE, NUM_CLASSES
+from fer.labels import NUM_CLASSES, PIXELS
 from fer.models.act import activation, dropout
 
-INPUTS = IMAGE_SIZE * IMAGE_SIZE
+INPUTS = PIXELS
 
 
 def dnn_params(widths: list[int]) -> int:

@@ -130,31 +130,34 @@ class SweepParent:
 
     @classmethod
     def of(cls, config: DictConfig) -> "SweepParent | None":
-        from fer import tracking
-        from fer.sweep import PARENT_FILE
+        from fer.sweeps.callback import PARENT_FILE
+        from fer.tracking.store import client_for
 
         link = Path(str(config.hydra.sweep.dir)) / PARENT_FILE
         if not link.exists():  # the sweep callback is not configured
             return None
-        client = tracking.client_for(config.tracking.uri)
+        client = client_for(config.tracking.uri)
         run = client.get_run(link.read_text().split()[0])
         return cls(client, run.info.run_id, run.info.experiment_id)
 
     def child(self, job: int) -> str | None:
-        runs = self.client.search_runs([self.experiment_id], f"tags.mlflow.parentRunId = '{self.run_id}' "
-                                       f"and tags.fer.job = '{job}'")
+        from fer.tracking import tags
+
+        runs = self.client.search_runs([self.experiment_id], f"tags.{tags.PARENT_RUN} = '{self.run_id}' "
+                                       f"and tags.{tags.JOB} = '{job}'")
         return runs[0].info.run_id if runs else None
 
     def record_best(self, study: optuna.Study) -> None:
         """Tags for the best trial (with its run, which may be an earlier sweep's in a resumed study) and
         params `best.<key>` for its values."""
-        from fer import tracking
+        from fer.tracking import tags
+        from fer.tracking.store import set_tags
 
         best = study.best_trial
-        tags = {"fer.optuna.best_trial": str(best.number), "fer.optuna.best_value": repr(best.value),
-                "fer.optuna.study": study.study_name, "fer.optuna.direction": study.direction.name.lower()}
+        found = {"best_trial": str(best.number), "best_value": repr(best.value), "study": study.study_name,
+                 "direction": study.direction.name.lower()}
         if "mlflow_run_id" in best.user_attrs:
-            tags["fer.optuna.best_run"] = best.user_attrs["mlflow_run_id"]
-        tracking.set_tags(self.client, self.run_id, tags)
+            found["best_run"] = best.user_attrs["mlflow_run_id"]
+        set_tags(self.client, self.run_id, {tags.OPTUNA + k: v for k, v in found.items()})
         for key, value in best.params.items():
             self.client.log_param(self.run_id, f"best.{key}", value)

@@ -1,0 +1,85 @@
+"""Hydra's composition errors (an unknown option or key, a value of the wrong type) as one `fer: error:` line."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import typing
+
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from fer.errors import ConfigError, FerError, guarded
+
+_TYPE_NAMES = {int: ("an integer", "integers"), float: ("a number", "numbers"), bool: ("true or false", "booleans"),
+               str: ("a string", "strings")}
+
+
+def unknown_key(full_key: str, names) -> ConfigError:
+    parent = full_key.rpartition(".")[0] or "the config"
+    return ConfigError(full_key, f"one of the keys of {parent} ({', '.join(names)})", full_key.rpartition(".")[2])
+
+
+def type_name(tp, plural: bool = False) -> str:
+    """How a schema type reads in an error: `list[int]` → 'a list of integers', `int | None` → '… or null'."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is list:
+        return "a list of " + type_name(args[0], plural=True) if args else "a list"
+    if type(None) in args and len(args) == 2:
+        return type_name(next(a for a in args if a is not type(None)), plural) + " or null"
+    return _TYPE_NAMES.get(tp, ("a value", "values"))[plural]
+
+
+def composition_error(e: Exception) -> FerError:
+    """What Hydra reports in several lines, as one."""
+    if isinstance(e, MissingConfigException) and e.options:
+        group, _, name = e.missing_cfg_file.rpartition("/")
+        return ConfigError(group, "one of " + ", ".join(e.options), name)
+    if isinstance(e, OverrideParseException):
+        return ConfigError(e.override.partition("=")[0], "a value in Hydra's override syntax "
+                           "(https://hydra.cc/docs/advanced/override_grammar/basic)", e.override.partition("=")[2])
+    cause = e.__cause__
+    if isinstance(cause, OmegaConfBaseException) and cause.full_key:
+        owner, parent = cause.object_type, cause.parent_node
+        if isinstance(cause, ConfigAttributeError | ConfigKeyError):
+            if dataclasses.is_dataclass(owner):
+                return unknown_key(cause.full_key, [f.name for f in dataclasses.fields(owner)])
+            if isinstance(parent, DictConfig):
+                return unknown_key(cause.full_key, [str(k) for k in parent if k != "hydra"])
+        if isinstance(cause, ValidationError):
+            if dataclasses.is_dataclass(owner):
+                tp = typing.get_type_hints(owner).get(cause.key)
+            else:  # an element of a typed list
+                tp = (typing.get_args(cause.ref_type) or [None])[0]
+            return ConfigError(cause.full_key, type_name(tp), cause.value)
+    text = f"{e}\n{cause or ''}"
+    return FerError("; ".join(line.strip() for line in text.splitlines() if line.strip()))
+
+
+def reports_config_errors(main):
+    """Wrap a `@hydra.main` entry point so a bad override stops with one `fer: error:` line and exit 2, like
+    every other bad input, instead of Hydra's several lines and exit 1.
+
+    Hydra raises instead of printing while HYDRA_FULL_ERROR=1; a user who sets it keeps Hydra's full trace.
+    """
+
+    @guarded
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        before = os.environ.get("HYDRA_FULL_ERROR")
+        if before == "1":
+            return main(*args, **kwargs)
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+        try:
+            return main(*args, **kwargs)
+        except (ConfigCompositionException, OverrideParseException) as e:
+            raise composition_error(e) from None
+        finally:
+            if before is None:
+                os.environ.pop("HYDRA_FULL_ERROR", None)
+            else:
+                os.environ["HYDRA_FULL_ERROR"] = before
+
+    return wrapper

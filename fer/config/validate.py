@@ -1,0 +1,92 @@
+"""Checks that a type cannot express (ranges, option names), run before any data is read or model built.
+
+The option names come from each room's registry, so a new option is valid once it is registered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from omegaconf import DictConfig, OmegaConf
+
+from fer.config.hydra_errors import unknown_key
+from fer.data.augment import AUGMENTATIONS
+from fer.data.load import DATASETS
+from fer.data.readers.base import ON_BAD_ROW
+from fer.data.splits import VAL_POLICIES
+from fer.errors import ConfigError
+from fer.explain.saliency import METHODS, TARGETS
+from fer.models import MATCH_TARGETS, MODELS
+from fer.models.act import ACTIVATIONS
+from fer.models.norm import NORMS
+from fer.training.optim import OPTIMIZERS, SCHEDULES
+from fer.training.trainer import STRATEGIES
+from fer.training.tta import TTA_MODES
+
+CHOICES = (MODELS, ACTIVATIONS, DATASETS, VAL_POLICIES, ON_BAD_ROW, NORMS, OPTIMIZERS, SCHEDULES, AUGMENTATIONS,
+           TTA_MODES, STRATEGIES)
+
+
+def _check(cfg: DictConfig, key: str, ok, expected: str, prefix: str = "") -> None:
+    value = OmegaConf.select(cfg, key)
+    if not ok(value):
+        raise ConfigError(prefix + key, expected, value)
+
+
+def _check_keys(node: DictConfig, prefix: str = "") -> None:
+    """`+key=value` may add a key no schema has; fer would ignore it, so it is refused like a typo."""
+    schema = OmegaConf.get_type(node)
+    names = [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else None
+    for key in node:
+        if names is not None and key not in names:
+            raise unknown_key(f"{prefix}{key}", names)
+        if isinstance(child := OmegaConf.select(node, str(key)), DictConfig):
+            _check_keys(child, f"{prefix}{key}.")
+
+
+def validate(cfg: DictConfig) -> DictConfig:
+    """Reject values no type can rule out, before any data is read or model built."""
+    _check_keys(cfg)
+    for registry in CHOICES:
+        _check(cfg, registry.key, lambda v, r=registry: v in r, registry.expected())
+    positive = lambda v: v is not None and v > 0  # noqa: E731
+    non_negative = lambda v: v is not None and v >= 0  # noqa: E731
+    _check(cfg, "data.batch_size", positive, "a positive integer")
+    _check(cfg, "data.val_fraction", lambda v: 0 < v < 1, "a fraction between 0 and 1")
+    _check(cfg, "data.limit", lambda v: v is None or v > 0, "a positive integer or null")
+    _check(cfg, "data.num_workers", non_negative, "0 or more")
+    _check(cfg, "data.val_count", non_negative, "0 or more")
+    _check(cfg, "optim.lr", positive, "a positive number")
+    _check(cfg, "optim.weight_decay", non_negative, "0 or more")
+    _check(cfg, "trainer.max_epochs", positive, "a positive integer")
+    _check(cfg, "label_smoothing", lambda v: 0 <= v < 1, "a number in [0, 1)")
+    _check(cfg, "trainer.ema_decay", lambda v: 0 <= v < 1, "a decay in [0, 1) (0: no EMA)")
+    if not DATASETS.get(cfg.data.name).needs_path:
+        for k in ("n_train", "n_val", "n_test"):
+            _check(cfg, f"data.{k}", positive, "a positive integer")
+    elif not cfg.data.path:
+        raise ConfigError("data.path", f"the path of the {cfg.data.name} data", cfg.data.path)
+    if cfg.model.get("match") is not None:
+        targets = f"{', '.join(MATCH_TARGETS[:-1])} or {MATCH_TARGETS[-1]}"
+        _check(cfg, "model.match", lambda v: v in MATCH_TARGETS, targets)
+        _check(cfg, "model.depth", positive, "a positive integer")
+    for k in ("rotation", "shift", "shear", "zoom", "erasing", "crop_padding"):
+        _check(cfg, f"aug.{k}", non_negative, "0 or more")
+    if "explain" in cfg:
+        validate_explain(cfg.explain)
+    return cfg
+
+
+def validate_explain(explain: DictConfig) -> None:
+    for method in explain.methods:
+        if method not in METHODS:
+            raise ConfigError("explain.methods", "names among " + ", ".join(METHODS), method)
+    checks = [("target", lambda v: v in TARGETS, " or ".join(TARGETS)),
+              ("threshold", lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
+              ("every_n_epochs", lambda v: v >= 0, "0 or more"),
+              ("filters.n", lambda v: v > 0, "a positive integer"),
+              ("filters.steps", lambda v: v > 0, "a positive integer"),
+              ("filters.contrast", lambda v: v >= 0, "0 or more"),
+              ("layer_outputs.n", lambda v: v > 0, "a positive integer")]
+    for key, ok, expected in checks:
+        _check(explain, key, ok, expected, prefix="explain.")

@@ -1,0 +1,126 @@
+"""Batched augmentation (`aug=`) with per-sample random parameters, on whatever device holds the batch.
+
+Two implementations of the same options (`aug.impl`): kornia's transforms, one module per option, and
+`fused`, which folds crop, flip and the random affine into one matrix per sample and one `grid_sample` for
+the batch, and erases with a batched mask — a handful of kernels per batch instead of kornia's
+per-transform parameter bookkeeping, which dominates on a GPU at FER2013's 48×48.
+"""
+
+from __future__ import annotations
+
+import math
+
+import kornia.augmentation as K
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fer.labels import IMAGE_SIZE
+from fer.registry import Registry
+
+ERASE_SCALE = (0.02, 0.25)  # fraction of the image a random erasing covers (kornia's and torchvision's default)
+ERASE_RATIO = (0.3, 3.3)  # its aspect ratio h/w, drawn log-uniformly
+
+
+def has_affine(cfg) -> bool:
+    """Whether the `aug` options include a random affine (rotation, shift, shear or zoom)."""
+    return bool(cfg.rotation or cfg.shift or cfg.shear or cfg.zoom)
+
+
+def moves_pixels(cfg) -> bool:
+    """Whether the `aug` options crop, flip or warp: what `FusedAugmentation` does in one `grid_sample`."""
+    return bool(cfg.crop_padding or cfg.hflip or has_affine(cfg))
+
+
+def build_kornia(cfg) -> nn.Module:
+    """One kornia transform per option, in the order crop, flip, affine, erasing."""
+    ops: list[nn.Module] = []
+    if cfg.crop_padding:
+        ops.append(K.RandomCrop((IMAGE_SIZE, IMAGE_SIZE), padding=cfg.crop_padding, padding_mode="reflect"))
+    if cfg.hflip:
+        ops.append(K.RandomHorizontalFlip())
+    if has_affine(cfg):
+        ops.append(
+            K.RandomAffine(
+                degrees=cfg.rotation,
+                translate=(cfg.shift, cfg.shift) if cfg.shift else None,
+                scale=(1 - cfg.zoom, 1 + cfg.zoom) if cfg.zoom else None,
+                shear=cfg.shear or None,
+                padding_mode="border",  # Keras's fill_mode="nearest"
+                p=1.0,
+            )
+        )
+    if cfg.erasing:
+        ops.append(K.RandomErasing(p=cfg.erasing, scale=ERASE_SCALE, value=0.0))
+    return K.AugmentationSequential(*ops, data_keys=["input"])
+
+
+def build_augmentation(cfg) -> nn.Module:
+    """Transforms for images in [0, 1], shape (B, 1, 48, 48), by `aug.impl`; identity for `aug=none`."""
+    if not (moves_pixels(cfg) or cfg.erasing):
+        return nn.Identity()
+    return AUGMENTATIONS.get(cfg.get("impl", "kornia"))(cfg)
+
+
+def uniform(n: int, low: float, high: float, like: torch.Tensor) -> torch.Tensor:
+    return torch.empty(n, device=like.device, dtype=torch.float32).uniform_(low, high)
+
+
+class FusedAugmentation(nn.Module):
+    """The `aug` options as one affine warp per sample plus a batched erasing mask.
+
+    In normalized coordinates the forward map is p' = A p + t with A = flip · rotation · zoom · shear and t the
+    random shift plus the crop's whole-pixel offset; `grid_sample` reads the input at A⁻¹(p' − t). Outside the
+    image it repeats the border (Keras's fill_mode="nearest"), for the crop too (kornia pads by reflection).
+    """
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        if moves_pixels(cfg):
+            x = self.warp(x)
+        if cfg.erasing:
+            x = self.erase(x)
+        return x
+
+    def warp(self, x: torch.Tensor) -> torch.Tensor:
+        cfg, n, size = self.cfg, x.shape[0], x.shape[-1]
+        angle = uniform(n, -cfg.rotation, cfg.rotation, x) * (math.pi / 180)
+        shear = torch.tan(uniform(n, -cfg.shear, cfg.shear, x) * (math.pi / 180))
+        scale = uniform(n, 1 - cfg.zoom, 1 + cfg.zoom, x)
+        flip = torch.where(torch.rand(n, device=x.device) < 0.5, -1.0, 1.0) if cfg.hflip else torch.ones_like(scale)
+        cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+        # A = diag(flip, 1) · R(angle) · scale · [[1, shear], [0, 1]]
+        a = torch.stack([torch.stack([flip * cos, flip * (cos * shear - sin)], -1),
+                         torch.stack([sin, sin * shear + cos], -1)], -2)
+        t = uniform(2 * n, -2 * cfg.shift, 2 * cfg.shift, x).view(n, 2)
+        if cfg.crop_padding:
+            pixels = torch.randint(-cfg.crop_padding, cfg.crop_padding + 1, (n, 2), device=x.device)
+            t = t + pixels.float() * (2 / size)
+        det = a[:, 0, 0] * a[:, 1, 1] - a[:, 0, 1] * a[:, 1, 0]  # closed form: linalg.inv would sync the GPU
+        inv = torch.stack([torch.stack([a[:, 1, 1], -a[:, 0, 1]], -1),
+                           torch.stack([-a[:, 1, 0], a[:, 0, 0]], -1)], -2) / det.view(n, 1, 1)
+        theta = torch.cat([inv, -(inv @ t.unsqueeze(-1))], dim=-1).to(x.dtype)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+    def erase(self, x: torch.Tensor) -> torch.Tensor:
+        n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+        area = uniform(n, *ERASE_SCALE, x) * (h * w)
+        ratio = torch.exp(uniform(n, math.log(ERASE_RATIO[0]), math.log(ERASE_RATIO[1]), x))
+        eh = torch.sqrt(area * ratio).round().clamp(1, h)
+        ew = torch.sqrt(area / ratio).round().clamp(1, w)
+        top = (torch.rand(n, device=x.device) * (h - eh + 1)).floor()
+        left = (torch.rand(n, device=x.device) * (w - ew + 1)).floor()
+        rows = torch.arange(h, device=x.device).view(1, h, 1)
+        cols = torch.arange(w, device=x.device).view(1, 1, w)
+        inside = ((rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1))
+                  & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1)))
+        chosen = (torch.rand(n, device=x.device) < self.cfg.erasing).view(n, 1, 1)
+        return x.masked_fill((inside & chosen).unsqueeze(1), 0.0)
+
+
+AUGMENTATIONS = Registry("aug.impl", {"kornia": build_kornia, "fused": FusedAugmentation})

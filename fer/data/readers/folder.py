@@ -1,0 +1,87 @@
+"""The image-folder releases of FER2013 (`data=folder`): root/train/<class>/* and optionally root/test/<class>/*,
+class folders named by emotion or by label number."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from fer.data.readers.base import ReadResult, check_mode
+from fer.data.splits import Split
+from fer.errors import DataError
+from fer.labels import EMOTIONS, IMAGE_SIZE, NUM_CLASSES
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+CLASS_FOLDERS = {**{e.lower(): i for i, e in enumerate(EMOTIONS)}, **{str(i): i for i in range(NUM_CLASSES)}}
+_FOLDER_LAYOUT = (f"train/<class>/*.png|jpg|jpeg|bmp and optionally test/<class>/*, class folders named "
+                  f"{', '.join(e.lower() for e in EMOTIONS)} or 0–{NUM_CLASSES - 1}")
+
+
+def read_folder(root, on_bad_row: str = "error") -> ReadResult:
+    """The image-folder release: root/train/<class>/* and optionally root/test/<class>/*.
+
+    Files are read in (class, path) order so runs are reproducible whatever the file system lists;
+    `ids` are the paths relative to `root`, and an image's row is its position in that order. Images
+    that are not 48×48 are resized (one line says how many); with `on_bad_row="skip"` one that does not
+    decode is listed in `skipped` instead of stopping the read.
+    """
+    check_mode(on_bad_row)
+    root = Path(root)
+    if not root.is_dir():
+        problem = "is a file" if root.exists() else "no such folder"
+        raise DataError(root, f"{problem}; expected a folder holding {_FOLDER_LAYOUT}")
+    subdirs = {p.name.lower(): p for p in sorted(root.iterdir()) if p.is_dir()}
+    if "train" not in subdirs:
+        raise DataError(root, f"no train folder; expected {_FOLDER_LAYOUT}")
+    splits, skipped, resized = {}, [], []
+    for name in ("train", "test"):
+        if name in subdirs:
+            splits[name] = _read_image_split(root, subdirs[name], on_bad_row, skipped, resized)
+    if resized:
+        first, (w, h) = resized[0]
+        print(f"fer: resized {len(resized)} images of {root} to 48×48 (first: {first}, {w}×{h})", file=sys.stderr)
+    return ReadResult(splits, skipped)
+
+
+def _read_image_split(root: Path, folder: Path, on_bad_row: str, skipped: list, resized: list) -> Split:
+    """One split folder; undecodable images go to `skipped` (skip mode), resized ones to `resized`."""
+    from PIL import Image
+
+    files = []
+    for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        label = CLASS_FOLDERS.get(class_dir.name.lower())
+        if label is None:
+            raise DataError(class_dir, f"unknown class folder '{class_dir.name}'; expected one of "
+                            f"{', '.join(e.lower() for e in EMOTIONS)} or 0–{NUM_CLASSES - 1}")
+        files += [(label, p.relative_to(root).as_posix(), p) for p in class_dir.iterdir()
+                  if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()]
+    if not files:
+        raise DataError(folder, f"no images; expected <class>/*.png|jpg|jpeg|bmp with classes "
+                        f"{', '.join(e.lower() for e in EMOTIONS)} or 0–{NUM_CLASSES - 1}")
+    files.sort(key=lambda f: f[:2])
+
+    images = np.empty((len(files), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    decoded = []
+    for i, (_, rel, file) in enumerate(files):
+        try:
+            with Image.open(file) as img:
+                gray = img.convert("L")
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            problem = f"cannot decode image ({e}); expected a {'/'.join(IMAGE_EXTENSIONS)} image"
+            if on_bad_row == "error":
+                raise DataError(file, problem) from None
+            skipped.append((i + 1, f"{rel}: {problem}"))
+            continue
+        if gray.size != (IMAGE_SIZE, IMAGE_SIZE):
+            resized.append((rel, gray.size))
+            gray = gray.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
+        images[i] = np.asarray(gray, dtype=np.uint8)
+        decoded.append(i)
+    if not decoded:
+        raise DataError(folder, f"none of its {len(files)} images decode; the first: {skipped[-len(files)][1]}")
+    keep = np.array(decoded)
+    labels = np.array([label for label, _, _ in files], dtype=np.int64)
+    ids = np.array([rel for _, rel, _ in files], dtype=str)
+    return Split(images[keep], labels[keep], keep + 1, ids[keep])

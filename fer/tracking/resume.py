@@ -1,0 +1,95 @@
+"""`resume=<run_id>` or `resume=last`: continue a killed run from its last end-of-epoch checkpoint, into the
+same MLflow run, with the config it was started with.
+
+The config is recomposed from the overrides the run recorded (its `fer.command` tag), so `python -m fer.train
+resume=<id>` is the whole command; overrides given beside `resume` may only change what cannot alter the
+result (`ADJUSTABLE`). Metrics the run already holds for an epoch are not logged again, so each epoch's
+metrics exist once across the kill and the resume.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from fer.config.options import compose
+from fer.config.validate import validate
+from fer.errors import ConfigError, FerError
+from fer.tracking import tags
+from fer.tracking.provenance import flatten
+from fer.tracking.store import client_for
+
+# Keys a resumed run may change: how long it trains, and how it shows progress.
+ADJUSTABLE = ("resume", "trainer.max_epochs", "trainer.progress_bar", "data.num_workers")
+
+
+@dataclass
+class Resumed:
+    run_id: str
+    cfg: DictConfig
+    checkpoint_dir: Path
+    checkpoint: Path | None  # None: killed before its first epoch ended, so it starts over in the same run
+    logged: set[tuple[str, int]]  # (metric, step) pairs the run already holds
+
+
+def locate(cfg: DictConfig, overrides: list[str]) -> Resumed:
+    """The run to continue and the config to continue it with; a FerError if either cannot be used."""
+    client = client_for(cfg.tracking.uri)
+    run = _find(client, cfg)
+    run_id = run.info.run_id
+    command = run.data.tags.get(tags.COMMAND)
+    ckpt_dir = run.data.tags.get(tags.CHECKPOINT_DIR)
+    if not command or not ckpt_dir:
+        raise FerError(f"run {run_id} was not started by `python -m fer.train` (no {tags.COMMAND} or "
+                       f"{tags.CHECKPOINT_DIR} tag): it cannot be resumed")
+    stored = [o for o in shlex.split(command)[3:] if not o.startswith("resume=")]
+    given = [o for o in overrides if not o.startswith("resume=")]
+    new = validate(compose("config", [*stored, *given, f"resume={run_id}"]))
+    _check_unchanged(run, new)
+    if run.info.status == "FINISHED" and new.trainer.max_epochs <= int(run.data.params["trainer.max_epochs"]):
+        raise ConfigError("trainer.max_epochs", f"more than the {run.data.params['trainer.max_epochs']} epochs "
+                          f"run {run_id} already FINISHED", new.trainer.max_epochs)
+    last = Path(ckpt_dir) / "last.ckpt"
+    if not last.is_file() and run.data.metrics:
+        raise FerError(f"run {run_id}: its last checkpoint {last} is gone (the run logged epochs, so starting over "
+                       "would log them twice); start a new run instead")
+    logged = {(key, m.step) for key in run.data.metrics for m in client.get_metric_history(run_id, key)}
+    return Resumed(run_id, new, Path(ckpt_dir), last if last.is_file() else None, logged)
+
+
+def resume_command(run_id: str, overrides: list[str]) -> str:
+    """What to type to continue `run_id`: the run remembers its config, only the store must be named."""
+    store = [o for o in overrides if o.split("=")[0].lstrip("+~").startswith("tracking")]
+    return shlex.join(["python", "-m", "fer.train", f"resume={run_id}", *store])
+
+
+def _find(client: MlflowClient, cfg: DictConfig):
+    if cfg.resume != "last":
+        try:
+            return client.get_run(cfg.resume)
+        except MlflowException:
+            raise ConfigError("resume", f"a run id in {client.tracking_uri} or 'last'", cfg.resume) from None
+    exp = client.get_experiment_by_name(cfg.tracking.experiment)
+    runs = [] if exp is None else client.search_runs(
+        [exp.experiment_id], "attributes.status != 'FINISHED'", order_by=["attributes.start_time DESC"],
+        max_results=50)
+    runs = [r for r in runs if r.data.tags.get(tags.ROLE) != tags.SWEEP_ROLE and tags.CHECKPOINT_DIR in r.data.tags]
+    if not runs:
+        raise ConfigError("resume", f"an unfinished run in experiment '{cfg.tracking.experiment}' of "
+                          f"{client.tracking_uri} for resume=last", "none there")
+    return runs[0]
+
+
+def _check_unchanged(run, cfg: DictConfig) -> None:
+    changed = [(k, run.data.params[k], v) for k, v in flatten(cfg).items()
+               if k in run.data.params and run.data.params[k] != v and k not in ADJUSTABLE]
+    if changed:
+        key, was, now = changed[0]
+        more = f" (and {len(changed) - 1} more keys)" if len(changed) > 1 else ""
+        raise ConfigError(key, f"{was!r} as in run {run.info.run_id}: a resumed run keeps its config{more}; "
+                          "start a new run to change it", now)

@@ -1,0 +1,130 @@
+"""The life of the MLflow run one training process writes: opened new, resumed or joined (a DDP rank > 0), and
+closed FINISHED, KILLED (with the way to resume it) or FAILED (with its traceback) — never left RUNNING.
+
+fer owns the run (create, params, tags, terminate) through its store's client, and hands the run id to
+Lightning's logger for the metrics. A joined rank gets a `JoinedRun`, whose writes do nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from fer.errors import EXIT_CODES
+from fer.tracking import ddp, tags
+from fer.tracking.logger import ResumedLogger, RunLogger
+from fer.tracking.resume import Resumed, resume_command
+from fer.tracking.store import client_for, experiment_id, run_url, set_tags, start_run, ui_command
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    experiment_id: str
+    test_acc: float
+    best_val_acc: float
+
+
+class TrackedRun:
+    """The run this process trains into; `open` decides which, `closing` ends it whatever happens."""
+
+    def __init__(self, client, experiment_id: str, run_id: str, name: str, checkpoint_dir: Path, logger,
+                 tracking: DictConfig, overrides: list[str]):
+        self.client, self.experiment_id, self.run_id, self.name = client, experiment_id, run_id, name
+        self.checkpoint_dir, self.logger, self.tracking, self.overrides = checkpoint_dir, logger, tracking, overrides
+
+    @classmethod
+    def open(cls, cfg: DictConfig, name: str, params: dict, run_tags: dict[str, str], checkpoint_dir: Path,
+             resumed: Resumed | None, overrides: list[str]) -> TrackedRun:
+        """A new run with `params` and `run_tags` (its checkpoints in `checkpoint_dir`); the run `resumed`
+        continues; or, in a DDP rank > 0, rank 0's run."""
+        client = client_for(cfg.tracking.uri)
+        exp_id = experiment_id(client, cfg.tracking)
+        logger_args = {"experiment_name": cfg.tracking.experiment, "tracking_uri": client.tracking_uri}
+        joined = ddp.joined_run()
+        if joined:
+            run_id, checkpoint_dir = joined
+            return JoinedRun(client, exp_id, run_id, name, checkpoint_dir, RunLogger(**logger_args, run_id=run_id),
+                             cfg.tracking, overrides)
+        if resumed:
+            run_id, checkpoint_dir = resumed.run_id, resumed.checkpoint_dir
+            client.update_run(run_id, status="RUNNING")
+            logger = ResumedLogger(**logger_args, run_id=run_id, logged=resumed.logged)
+            print(f"fer: resuming run {name} ({run_id}) from {resumed.checkpoint or 'its start (no epoch had ended)'}")
+        else:
+            run_id = start_run(client, exp_id, name, params, {**run_tags, tags.CHECKPOINT_DIR: str(checkpoint_dir)})
+            logger = RunLogger(**logger_args, run_id=run_id)
+        ddp.share_run(run_id, checkpoint_dir)
+        return cls(client, exp_id, run_id, name, checkpoint_dir, logger, cfg.tracking, overrides)
+
+    def log_skipped_rows(self, skipped: list[tuple[int, str]]) -> None:
+        """`data.on_bad_row=skip` drops rows; the run says how many (tag) and which (skipped_rows.csv)."""
+        if not skipped:
+            return
+        set_tags(self.client, self.run_id, {tags.SKIPPED_ROWS: len(skipped)})
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["line", "reason"])
+        writer.writerows(skipped)
+        self.client.log_text(self.run_id, out.getvalue(), "skipped_rows.csv")
+
+    @contextmanager
+    def closing(self, interruption):
+        """End the run by what ends the block: KILLED for a signal (`interruption.cause` names it; the process
+        exits with the signal's code), FAILED with error.txt for any other exception."""
+        try:
+            yield
+        except (KeyboardInterrupt, SystemExit) as e:
+            cause = interruption.cause or ("Ctrl-C" if isinstance(e, KeyboardInterrupt) else None)
+            self.client.set_terminated(self.run_id, "KILLED")
+            last = self.checkpoint_dir / "last.ckpt"
+            print(f"fer: run {self.name} ({self.run_id}) KILLED by {cause or 'an exit'}; last checkpoint: "
+                  f"{last if last.is_file() else 'none (no epoch had ended)'}", file=sys.stderr)
+            print(f"fer: resume it with: {resume_command(self.run_id, self.overrides)}", file=sys.stderr, flush=True)
+            if cause:
+                raise SystemExit(EXIT_CODES[cause]) from None
+            raise
+        except BaseException:
+            self.client.log_text(self.run_id, traceback.format_exc(), "error.txt")
+            self.client.set_terminated(self.run_id, "FAILED")
+            raise
+
+    def finish(self, best_checkpoint: str) -> None:
+        """Keep the best checkpoint in the run and close it FINISHED."""
+        if best_checkpoint:
+            self.client.log_artifact(self.run_id, best_checkpoint, "checkpoints")
+            set_tags(self.client, self.run_id, {tags.CHECKPOINT: f"checkpoints/{Path(best_checkpoint).name}"})
+        self.client.set_terminated(self.run_id, "FINISHED")
+
+    def result(self, test_acc: float, best_val_acc: float) -> RunResult:
+        """The run's numbers, said with where to look at it."""
+        result = RunResult(self.run_id, self.experiment_id, test_acc, best_val_acc)
+        print(f"fer: run {self.name} ({self.run_id}) finished: test_acc {test_acc:.4f}, "
+              f"best val_acc {best_val_acc:.4f}")
+        print(f"fer: open it with: {ui_command(self.tracking)}")
+        print(f"fer:   then {run_url(self.tracking, self.experiment_id, self.run_id)}")
+        return result
+
+
+class JoinedRun(TrackedRun):
+    """Rank 0's run seen from another DDP rank: Lightning keeps the rank from logging, and this from writing."""
+
+    def log_skipped_rows(self, skipped: list[tuple[int, str]]) -> None:
+        pass
+
+    @contextmanager
+    def closing(self, interruption):
+        yield
+
+    def finish(self, best_checkpoint: str) -> None:
+        pass
+
+    def result(self, test_acc: float, best_val_acc: float) -> RunResult:
+        return RunResult(self.run_id, self.experiment_id, float("nan"), float("nan"))

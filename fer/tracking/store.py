@@ -1,0 +1,127 @@
+"""The tracking store: its URI, one client per store for this process, creating experiments and runs safely
+when several processes start together, and how to open the UI on a run.
+
+All writes go through one `spool.DeliveringClient` per store, so a store that goes away mid-run does not stop
+training or lose what it was sent (`python -m fer.delivery replay <spool>` delivers it later).
+"""
+
+from __future__ import annotations
+
+import fcntl
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from mlflow.entities import Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from fer.errors import FerError
+from fer.tracking.spool import DeliveringClient, quiet_http_retries, unreachable, when_free
+
+PREFLIGHT_S = 5.0
+
+_clients: dict[str, DeliveringClient] = {}
+
+
+SQLITE = "sqlite:///"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a sqlite URI (relative to the working directory unless absolute), else None."""
+    return Path(uri[len(SQLITE):]) if uri.startswith(SQLITE) else None
+
+
+def resolve_uri(uri: str) -> str:
+    """Make a relative sqlite path absolute, so the store is the one in the starting directory."""
+    path = sqlite_path(uri)
+    return SQLITE + str(path.resolve()) if path is not None and not path.is_absolute() else uri
+
+
+@contextmanager
+def store_lock(uri: str):
+    """Held around creating a sqlite store and an experiment in it: MLflow's schema migration of a fresh
+    database and its get-or-create of an experiment break when several processes start together."""
+    path = sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def preflight(uri: str) -> None:
+    """Fail in seconds, before a run is made, when nothing answers at a tracking server."""
+    why = unreachable(uri, timeout=PREFLIGHT_S)
+    if why:
+        url = urlsplit(uri)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        raise FerError(f"tracking.uri {uri}: nothing answers there ({why}); start the server (mlflow server "
+                       f"--host {url.hostname} --port {port}), fix tracking.uri, or track locally with tracking=local")
+
+
+def delivering(uri: str) -> DeliveringClient:
+    """This process's one client for the store at `uri` (resolved), so all writes to it keep their order."""
+    if uri not in _clients:
+        quiet_http_retries()
+        with store_lock(uri):  # MlflowClient opens the store, creating a fresh one's tables
+            _clients[uri] = DeliveringClient(when_free(MlflowClient, tracking_uri=uri))
+    return _clients[uri]
+
+
+def client_for(uri: str) -> DeliveringClient:
+    """The client for a tracking URI (`tracking.uri`); a server is checked first, so a dead one fails at once."""
+    uri = resolve_uri(uri)
+    if uri not in _clients and uri.startswith(("http://", "https://")):
+        preflight(uri)
+    return delivering(uri)
+
+
+def experiment_id(client: MlflowClient, tracking) -> str:
+    """The id of `tracking.experiment`, creating it (with artifacts under `tracking.artifact_root`) if new."""
+    name = tracking.experiment
+    with store_lock(client.tracking_uri):
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        location = Path(tracking.artifact_root).resolve().as_uri() if tracking.artifact_root else None
+        try:
+            return client.create_experiment(name, artifact_location=location)
+        except MlflowException as e:  # another process made it first (a server has no lock of ours)
+            if e.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return client.get_experiment_by_name(name).experiment_id
+
+
+def start_run(client: MlflowClient, exp_id: str, run_name: str, params: dict[str, object],
+              tags: dict[str, str]) -> str:
+    run = client.create_run(exp_id, run_name=run_name, tags=tags)
+    items = [Param(k, str(v)) for k, v in params.items()]
+    for i in range(0, len(items), 100):
+        client.log_batch(run.info.run_id, params=items[i:i + 100])
+    return run.info.run_id
+
+
+def set_tags(client: MlflowClient, run_id: str, tags: dict[str, str]) -> None:
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def ui_command(tracking) -> str:
+    """The command that opens the MLflow UI on this store, bound to loopback only."""
+    uri = resolve_uri(tracking.uri)
+    if uri.startswith("http"):
+        return f"open {uri}"
+    return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+
+
+def run_url(tracking, exp_id: str, run_id: str) -> str:
+    uri = resolve_uri(tracking.uri)
+    base = uri.rstrip("/") if uri.startswith("http") else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{exp_id}/runs/{run_id}"
+
+

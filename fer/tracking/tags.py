@@ -1,0 +1,22 @@
+"""The names of the tags fer writes on MLflow runs: what a user filters on in the UI and what fer reads back."""
+
+COMMAND = "fer.command"  # the command that re-runs the job
+CHECKPOINT = "fer.checkpoint"  # the best checkpoint's artifact path
+CHECKPOINT_DIR = "fer.checkpoint_dir"  # the local folder of last.ckpt, for resume
+GIT_COMMIT = "mlflow.source.git.commit"
+GIT_DIRTY = "fer.git.dirty"
+VERSION = "fer.version."  # + a package name
+TEST_SPLIT = "fer.test_split"  # "val" when the data has no labeled test split
+SKIPPED_ROWS = "fer.skipped_rows"
+EVALUATED_DATA = "fer.evaluated_data"
+EXPLAIN_NOTES = "fer.explain.notes"
+
+ROLE = "fer.role"  # SWEEP_ROLE on a sweep's parent run
+SWEEP_ROLE = "sweep"
+PARENT_RUN = "mlflow.parentRunId"
+SWEEP = "fer.sweep"  # the parent run id, on each child
+SWEEP_DIR = "fer.sweep_dir"
+OVERRIDES = "fer.overrides"  # a child's own overrides
+JOB = "fer.job"  # a child's Hydra job number
+BEST_RUN = "fer.best_run"  # on a parent: its child with the best val acc
+OPTUNA = "fer.optuna."  # + best_trial, best_value, best_run, study, direction

@@ -1,0 +1,153 @@
+"""The LightningModule: one network, cross-entropy, torchmetrics for every split, test-time augmentation."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
+
+from fer.labels import EMOTIONS, IMAGE_SIZE, NUM_CLASSES
+from fer.models import create_model
+from fer.models.norm import Normalizer
+from fer.training import tta
+from fer.training.optim import configure
+
+
+def test_metrics() -> MetricCollection:
+    return MetricCollection({
+        "acc": MulticlassAccuracy(NUM_CLASSES, average="micro"),
+        "f1": MulticlassF1Score(NUM_CLASSES, average="macro"),
+        "class_acc": MulticlassAccuracy(NUM_CLASSES, average="none"),
+        "confmat": MulticlassConfusionMatrix(NUM_CLASSES),
+    })
+
+
+class FERModule(pl.LightningModule):
+    """Classifies normalized faces; `config` is the resolved run config as a plain dict.
+
+    The confusion matrices of the last test are kept in `test_results` for the artifact callback.
+    With `trainer.compile`, the steps of a fit (and the test after it) run `forward` through torch.compile;
+    `forward` itself stays eager for explanations and restored models.
+    """
+
+    _compiled = None  # torch.compile(self.forward), made when a fit starts
+
+    def __init__(self, config: dict, test_names: list[str]):
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        cfg = OmegaConf.create(config)
+        self.cfg = cfg
+        self.normalizer = Normalizer(cfg.norm.name)
+        self.net = create_model(cfg.model, cfg.act)
+        if cfg.trainer.get("channels_last"):
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        # no argument checks per step: each would wait for the GPU
+        self.train_acc = MulticlassAccuracy(NUM_CLASSES, average="micro", validate_args=False)
+        self.val_acc = MulticlassAccuracy(NUM_CLASSES, average="micro", validate_args=False)
+        self.val_f1 = MulticlassF1Score(NUM_CLASSES, average="macro", validate_args=False)
+        self.tta = cfg.get("test", {}).get("tta", "none")
+        self.batch_size = cfg.data.batch_size
+        self.test_names = list(test_names)
+        groups = self.test_names + (["all"] if len(self.test_names) > 1 else [])
+        self.tests = nn.ModuleDict({name: test_metrics() for name in groups})
+        self.test_results: dict[str, dict] = {}
+        self.example_input_array = torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for images scaled to [0, 1], shape (B, 1, 48, 48)."""
+        return self.net(self.normalizer(x))
+
+    def __getstate__(self):
+        """Copies (the EMA's average, pickles) leave the compiled forward behind: it is bound to this module."""
+        state = super().__getstate__()
+        state.pop("_compiled", None)
+        return state
+
+    @property
+    def fixed_batch_shape(self) -> bool:
+        """Whether training batches should all be full (the data module drops a short last one): compiled
+        steps would otherwise compile again for it."""
+        return bool(self.cfg.trainer.get("compile"))
+
+    def on_fit_start(self):
+        if self.fixed_batch_shape:
+            self.compile_forward()
+
+    def compile_forward(self) -> None:
+        """Route the steps through torch.compile (once; later fits of this module reuse it)."""
+        if self._compiled is None:
+            self._compiled = torch.compile(self.forward)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """`forward` for the steps: compiled when a fit compiled it. A short evaluation batch is padded to
+        `data.batch_size` there, so the compiled graph sees one shape (training batches are full then)."""
+        if self._compiled is None:
+            return self(x)
+        n = x.shape[0]
+        if not self.training and n < self.batch_size:
+            x = torch.cat([x, x.new_zeros(self.batch_size - n, *x.shape[1:])])
+        return self._compiled(x)[:n]
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self.logits(x)
+        loss = self.criterion(logits, y)
+        self.train_acc(logits, y)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def on_train_epoch_start(self):
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True, sync_dist=True)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self.logits(x)
+        self.val_acc(logits, y)
+        self.val_f1(logits, y)
+        self.log("val_loss", self.criterion(logits, y), on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("val_acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("val_f1", self.val_f1, on_step=False, on_epoch=True)
+
+    def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        x, y = batch
+        probs = tta.probabilities(self.logits, x, self.tta)
+        name = self.test_names[dataloader_idx]
+        self.tests[name].update(probs, y)
+        if "all" in self.tests:
+            self.tests["all"].update(probs, y)
+
+    def on_test_epoch_end(self):
+        """`test_<split>_acc` per named split (FER2013's public, private), `test_acc` and the per-class
+        accuracies over all test rows."""
+        self.test_results = {}
+        log = partial(self.log, sync_dist=True)  # the values are already global (torchmetrics syncs): a no-op mean
+        overall = "all" if "all" in self.tests else self.test_names[0]
+        for name, metrics in self.tests.items():
+            values = metrics.compute()
+            metrics.reset()
+            confmat = values["confmat"].cpu()
+            if name not in ("all", "test"):
+                log(f"test_{name}_acc", values["acc"])
+                log(f"test_{name}_f1", values["f1"])
+            if name == overall:
+                log("test_acc", values["acc"])
+                log("test_f1", values["f1"])
+                support = confmat.sum(1)
+                for i, cls in enumerate(EMOTIONS):
+                    if support[i] > 0:
+                        log(f"test_acc_{cls}", values["class_acc"][i])
+            self.test_results[name] = {"acc": float(values["acc"]), "confmat": confmat.tolist()}
+
+    def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        return tta.probabilities(self.logits, batch[0], self.tta)
+
+    def configure_optimizers(self):
+        return configure(self.cfg.optim, self.cfg.sched, self.parameters(), self.trainer.max_epochs,
+                         self.trainer.estimated_stepping_batches)

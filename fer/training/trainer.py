@@ -1,0 +1,79 @@
+"""The Lightning Trainer for `trainer=`: checkpointing on val_acc, rich progress, fer's MLflow logger, EMA."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
+
+from fer.registry import Registry
+from fer.training.ema import EMA
+
+# ranks > 0 re-run the command and join rank 0's run (fer/tracking/ddp.py): only launchers that re-run it
+STRATEGIES = Registry("trainer.strategy", {"auto": "one process", "ddp": "one process per device",
+                                           "ddp_find_unused_parameters_true": "ddp, for models with unused parameters"})
+
+
+def _no_tips(record: logging.LogRecord) -> bool:
+    return "💡 Tip" not in record.getMessage()
+
+
+def quiet_lightning() -> None:
+    """Lightning advertises its cloud products at every start, and torch warns about its own treespec API: the
+    noise hides fer's own lines. Called where fer builds a Trainer."""
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_no_tips)
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+
+
+class ProgressBar(RichProgressBar):
+    """Rich progress without Lightning's logger version (an MLflow run id fragment) among the metrics."""
+
+    def get_metrics(self, trainer, pl_module):
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        return items
+
+
+def device_kwargs(cfg) -> dict:
+    """The Trainer arguments that decide where and how fast a step runs; shared with `fer.bench`."""
+    return {"accelerator": cfg.accelerator, "devices": cfg.devices, "strategy": cfg.get("strategy", "auto"),
+            "precision": cfg.precision,
+            "benchmark": cfg.get("benchmark"), "deterministic": cfg.deterministic}
+
+
+def build_trainer(cfg, logger, callbacks: list, ckpt_dir: Path) -> tuple[pl.Trainer, ModelCheckpoint]:
+    """A Trainer and its checkpoint callback (MLFlowLogger knows no save_dir for sqlite or http URIs,
+    so the checkpoint directory is given explicitly). With `ema_decay`, the EMA callback comes before the
+    checkpoint, so what is validated and saved is the average."""
+    quiet_lightning()
+    ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="best-{epoch:02d}", monitor="val_acc", mode="max",
+                           save_last=True, auto_insert_metric_name=False)
+    ema = [EMA(cfg.ema_decay)] if cfg.get("ema_decay") else []
+    extra = [ProgressBar(leave=True)] if cfg.progress_bar else []
+    trainer = pl.Trainer(
+        **device_kwargs(cfg),
+        max_epochs=cfg.max_epochs,
+        limit_train_batches=cfg.limit_train_batches,
+        limit_val_batches=cfg.limit_val_batches,
+        limit_test_batches=cfg.limit_test_batches,
+        num_sanity_val_steps=cfg.num_sanity_val_steps,
+        gradient_clip_val=cfg.gradient_clip_val,
+        logger=logger,
+        callbacks=[*ema, ckpt, *callbacks, *extra],
+        enable_progress_bar=cfg.progress_bar,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        use_distributed_sampler=False,  # FERDataModule shares rows out itself: Lightning's swap breaks its slicing
+        inference_mode=not cfg.get("compile"),  # test under no_grad, like validation: the same compiled graph
+    )
+    return trainer, ckpt
+
+
+def inference_trainer(accelerator: str, logger=False, callbacks=()) -> pl.Trainer:
+    """A Trainer for test or predict on a restored model: one device, no checkpoints."""
+    quiet_lightning()
+    return pl.Trainer(accelerator=accelerator, devices=1, logger=logger, callbacks=list(callbacks),
+                      enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)

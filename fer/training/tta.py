@@ -1,0 +1,51 @@
+"""Test-time augmentation (`test.tta`): class probabilities averaged over views of each face.
+
+`flip`: the face and its mirror image. `tencrop`: the face padded by `PAD` pixels (reflected, like training's
+random crop) and cut back to 48×48 at the four corners and the center — the center crop is the face itself —
+each also mirrored. Every view has the input's shape, so a compiled model sees no new shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from fer.registry import Registry
+
+PAD = 4  # pixels: the corner crops shift the face by 4 px each way, within `aug=strong`'s crop_padding
+
+
+def crops(x: torch.Tensor, pad: int = PAD) -> Iterator[torch.Tensor]:
+    """The five crops of the padded batch: four corners, then the center (= `x`)."""
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    for top, left in ((0, 0), (0, 2 * pad), (2 * pad, 0), (2 * pad, 2 * pad), (pad, pad)):
+        yield padded[..., top:top + h, left:left + w]
+
+
+def flips(x: torch.Tensor) -> Iterator[torch.Tensor]:
+    yield x
+    yield x.flip(-1)
+
+
+def tencrop(x: torch.Tensor) -> Iterator[torch.Tensor]:
+    for view in crops(x):
+        yield from flips(view)
+
+
+TTA_MODES = Registry("test.tta", {"none": lambda x: iter([x]), "flip": flips, "tencrop": tencrop})
+
+
+def views(x: torch.Tensor, mode: str) -> Iterator[torch.Tensor]:
+    return TTA_MODES.get(mode)(x)
+
+
+def probabilities(logits_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mode: str) -> torch.Tensor:
+    """Softmax of `logits_fn` averaged over the views of `x` (one call per view, each of `x`'s shape)."""
+    total, n = None, 0
+    for view in views(x, mode):
+        p = logits_fn(view.contiguous()).float().softmax(dim=1)
+        total, n = (p if total is None else total + p), n + 1
+    return total / n

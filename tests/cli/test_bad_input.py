@@ -1,0 +1,205 @@
+"""Bad input through `python -m fer.train`, as a user meets it: exit 2 and one `fer: error:` line naming the
+file and line (or the config key), what was expected and what was found, before anything trains.
+
+Most cases run the command in this process (`call_fer`: runpy, so Hydra and fer's guard alike); a few also
+run it as a real subprocess and must print the same line.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+
+import numpy as np
+import pytest
+from helpers import call_fer, faces, only_run, pixel_text, run_fer, save, write_hw3
+
+TRAIN = ["trainer.max_epochs=1", "trainer.progress_bar=false", "trainer.num_sanity_val_steps=0", "explain=none",
+         "data.batch_size=8"]
+
+
+def fer2013(tmp, usages=("Training", "Training", "PublicTest", "PrivateTest"), line=None, edit=None, text=None):
+    """A fer2013.csv of four rows (lines 2–5) with line `line` rewritten by `edit`, or exactly `text`."""
+    path = tmp / "fer2013.csv"
+    if text is None:
+        rows = zip(faces(4), usages, strict=True)
+        lines = ["emotion,pixels,Usage", *(f"{i},{pixel_text(image)},{usage}" for i, (image, usage) in enumerate(rows))]
+        if edit is not None:
+            lines[line - 1] = edit(lines[line - 1])
+        text = "\n".join(lines) + "\n"
+    path.write_text(text)
+    return ["data=fer2013", f"data.path={path}"], path
+
+
+def pixel(value: str):
+    """Replace the 10th pixel of a row."""
+    def edit(row: str) -> str:
+        label, pixels, usage = row.split(",")
+        tokens = pixels.split(" ")
+        tokens[9] = value
+        return ",".join([label, " ".join(tokens), usage])
+    return edit
+
+
+def field(i: int, value: str):
+    def edit(row: str) -> str:
+        fields = row.split(",")
+        fields[i] = value
+        return ",".join(fields)
+    return edit
+
+
+# Each case writes its input under a test's folder and returns the command's arguments and (part of) the line
+# it must print.
+
+def fer_case(expected: str, **kw):
+    """A fer2013 case; `expected` is formatted with the file's path."""
+    def build(tmp):
+        args, path = fer2013(tmp, **kw)
+        return args, expected.format(path=path)
+    return build
+
+
+def hw3_case(expected: str, labels=(0, 1, 2, 3), test_header_only=False, extra=()):
+    def build(tmp):
+        folder = write_hw3(tmp / "hw3", faces(4), list(labels))
+        if test_header_only:
+            (folder / "test.csv").write_text("id,feature\n")
+        return ["data=hw3", f"data.path={folder}", *extra], expected.format(folder=folder)
+    return build
+
+
+def folder_case(expected: str, broken: str | None = None):
+    def build(tmp):
+        root = tmp / "faces"
+        for i, name in enumerate(("angry", "happy", "sad")):
+            save(root / "train" / name / f"{i}.png", faces(3)[i])
+        if broken:
+            (root / broken).parent.mkdir(parents=True, exist_ok=True)
+            (root / broken).write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+        return ["data=folder", f"data.path={root}"], expected.format(root=root)
+    return build
+
+
+def config_case(*args: str, expected: str):
+    return lambda tmp: (list(args), expected)
+
+
+CASES = {
+    "missing file": lambda tmp: (["data=fer2013", f"data.path={tmp / 'nowhere.csv'}"],
+                                 f"{tmp / 'nowhere.csv'}: no such file; expected the Kaggle fer2013.csv"),
+    "empty file": fer_case("{path}: empty file; expected a header emotion,pixels,[Usage]", text=""),
+    "missing column": fer_case("{path}:1: missing column 'pixels': expected columns emotion,pixels,[Usage], "
+                               "found header 'emotion,Usage'", text="emotion,Usage\n0,Training\n"),
+    "2303 pixels": fer_case("{path}:3: 2303 pixels, expected 2304",
+                            line=3, edit=lambda row: row.rsplit(" ", 1)[0] + "," + row.rsplit(",", 1)[1]),
+    "2305 pixels": fer_case("{path}:3: 2305 pixels, expected 2304",
+                            line=3, edit=lambda row: row.replace(",Training", " 7,Training")),
+    "non-numeric pixel": fer_case("{path}:3: non-numeric pixel 'x7' at position 10; expected integers 0–255",
+                                  line=3, edit=pixel("x7")),
+    "pixel > 255": fer_case("{path}:4: pixel value 256 at position 10 out of range; expected 0–255",
+                            line=4, edit=pixel("256")),
+    "pixel < 0": fer_case("{path}:2: pixel value -1 at position 10 out of range; expected 0–255",
+                          line=2, edit=pixel("-1")),
+    "label outside 0-6": fer_case("{path}:5: label 7 out of range; expected 0–6", line=5, edit=field(0, "7")),
+    "unknown Usage": fer_case("{path}:3: unknown Usage 'Validation'; expected one of Training, PublicTest, "
+                              "PrivateTest", line=3, edit=field(2, "Validation")),
+    "no training rows": fer_case("{path}: no training rows: expected Usage Training (or a train split); "
+                                 "found PublicTest", usages=["PublicTest"] * 4),
+    "empty train split": hw3_case("{folder}: the train split has no rows: data.val_count=4 takes 4 of the 4 "
+                                  "training rows", extra=["data.val_policy=first", "data.val_count=4"]),
+    "empty test split": hw3_case("{folder}/test.csv: no data rows after the header; expected one row per image",
+                                 test_header_only=True),
+    "hw3 label": hw3_case("{folder}/train.csv:4: label 9 out of range; expected 0–6", labels=(0, 1, 9, 3)),
+    "image does not decode": folder_case("{root}/train/happy/broken.png: cannot decode image",
+                                         broken="train/happy/broken.png"),
+    "unknown class folder": folder_case("{root}/train/joyful: unknown class folder 'joyful'; expected one of angry",
+                                        broken="train/joyful/a.png"),
+    "no data.path": config_case("data=hw3", expected="config key 'data.path': expected the path of the hw3 data"),
+    "unknown option": config_case("model=resnet50",
+                                  expected="config key 'model': expected one of cnn, dnn, dnn_matched, vgg16, vgg19, "
+                                           "got 'resnet50'"),
+    "unknown key": config_case("optim.betaz=[0.9,0.99]", expected="config key 'optim.betaz': expected one of the "
+                               "keys of optim (name, lr, weight_decay, momentum, nesterov, betas), got 'betaz'"),
+    "appended unknown key": config_case("+data.bogus=1", expected="config key 'data.bogus': expected one of the keys"
+                                        " of data (name, path, batch_size"),
+    "lr not a number": config_case("optim.lr=abc", expected="config key 'optim.lr': expected a number, got 'abc'"),
+    "negative batch size": config_case("data.batch_size=-1",
+                                       expected="config key 'data.batch_size': expected a positive integer, got -1"),
+    "epochs not an integer": config_case("trainer.max_epochs=two",
+                                         expected="config key 'trainer.max_epochs': expected an integer, got 'two'"),
+    "unknown on_bad_row": config_case("data.on_bad_row=ignore",
+                                      expected="config key 'data.on_bad_row': expected one of error, skip, got "
+                                               "'ignore'"),
+}
+SUBPROCESS = ["unknown option", "pixel > 255"]
+
+
+def error_line(proc) -> str:
+    """The one `fer: error:` line, last on stderr, with nothing like a traceback around it."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("fer: error: ")]
+    assert len(errors) == 1 and proc.stderr.rstrip().endswith(errors[0]), proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    return errors[0]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_one_line_and_nothing_trains(tmp_path, case):
+    args, expected = CASES[case](tmp_path)
+    proc = call_fer("fer.train", *TRAIN, *args, cwd=tmp_path)
+    line = error_line(proc)
+    assert expected in line and "expected" in line, (expected, line)
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.parametrize("case", SUBPROCESS)
+def test_a_real_process_says_the_same(tmp_path, case):
+    args, _ = CASES[case](tmp_path)
+    proc = run_fer("fer.train", *TRAIN, *args, cwd=tmp_path, check=False)
+    assert error_line(proc) == error_line(call_fer("fer.train", *TRAIN, *args, cwd=tmp_path))
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_missing_class_and_odd_size_warn_and_train(tmp_path, empty_store):
+    """No Neutral face to train on and one 64×64 image: both said on stderr, and the run still finishes."""
+    root = tmp_path / "faces"
+    images = faces(30, seed=4)
+    for i, image in enumerate(images[:24]):
+        save(root / "train" / str(i % 6) / f"{i}.png", image)
+    save(root / "train" / "3" / "big.png", np.full((64, 64), 90, np.uint8))
+    for i, image in enumerate(images[24:]):
+        save(root / "test" / str(i) / f"{i}.png", image)
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    proc = call_fer("fer.train", "data=folder", f"data.path={root}", *TRAIN, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"fer: warning: no training example of class 6 Neutral in {root}" in proc.stderr
+    assert f"fer: resized 1 images of {root} to 48×48 (first: train/3/big.png, 64×64)" in proc.stderr
+    _, run = only_run(tmp_path)
+    assert run.info.status == "FINISHED" and "test_acc" in run.data.metrics
+
+
+def test_skip_mode_trains_and_logs_what_it_left_out(tmp_path, empty_store):
+    """`data.on_bad_row=skip`: two malformed rows are left out, and the run says how many (tag) and which
+    lines (skipped_rows.csv)."""
+    usages = ["Training"] * 24 + ["PublicTest"] * 8 + ["PrivateTest"] * 8
+    rows = [f"{i % 7},{pixel_text(image)},{usage}"
+            for i, (image, usage) in enumerate(zip(faces(40), usages, strict=True))]
+    rows[5] = pixel("12.5")(rows[5])  # line 7
+    rows[30] = field(0, "8")(rows[30])  # line 32
+    path = tmp_path / "fer2013.csv"
+    path.write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    proc = call_fer("fer.train", "data=fer2013", f"data.path={path}", "data.on_bad_row=skip", *TRAIN, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "left out 2 malformed rows" in proc.stderr and "(lines 7, 32)" in proc.stderr
+    client, run = only_run(tmp_path)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["fer.skipped_rows"] == "2"
+    params = run.data.params
+    assert (params["data.rows_train"], params["data.rows_val"], params["data.rows_test_public"],
+            params["data.rows_test_private"]) == ("23", "7", "7", "8")
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = open(client.download_artifacts(run.info.run_id, "skipped_rows.csv", tmp)).read().splitlines()
+    assert csv[0] == "line,reason" and [row.split(",")[0] for row in csv[1:]] == ["7", "32"]
+    assert "non-numeric pixel '12.5'" in csv[1] and "label 8 out of range; expected 0–6" in csv[2]

@@ -1,0 +1,43 @@
+"""End to end through `python -m fer.train`: what a finished run leaves in MLflow."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from helpers import CNN_ARGS, artifact_bytes, assert_complete_run
+
+from fer.data.synthetic import generate
+from fer.labels import EMOTIONS
+
+
+def test_default_cnn_run_is_complete(cnn_run):
+    cwd, client, run, proc = cnn_run
+    assert_complete_run(client, run, epochs=2)
+    assert run.info.run_name == "cnn-relu-standardize-none"
+    assert run.info.run_id in proc.stdout and "test_acc" in proc.stdout
+    assert "mlflow ui --backend-store-uri sqlite:///" in proc.stdout and "--host 127.0.0.1" in proc.stdout
+    assert (cwd / "mlflow.db").exists() and (cwd / "mlruns").is_dir()
+    assert run.data.tags["fer.command"] == "python -m fer.train " + " ".join(CNN_ARGS)
+    assert "mlflow.source.git.commit" in run.data.tags and "fer.version.torch" in run.data.tags
+
+
+def test_confusion_matrix_matches_test_accuracy(cnn_run):
+    _, client, run, _ = cnn_run
+    doc = json.loads(artifact_bytes(client, run.info.run_id, "confusion_matrix.json"))
+    counts = np.array(doc["counts"])
+    assert doc["classes"] == list(EMOTIONS) and counts.shape == (7, 7)
+    assert counts.sum() == int(run.data.params["data.rows_test_test"]) == 160
+    assert abs(np.trace(counts) / counts.sum() - run.data.metrics["test_acc"]) < 1e-6
+    rows = np.array(doc["normalized"])
+    assert np.allclose(rows[counts.sum(1) > 0].sum(1), 1.0, atol=1e-4)
+    md = artifact_bytes(client, run.info.run_id, "confused_pairs.md").decode()
+    assert all(f"| {c} |" in md for c in EMOTIONS)
+
+
+def test_standardize_uses_training_split_only(cnn_run):
+    _, _, run, _ = cnn_run
+    train = generate(480, seed=0).images / 255.0
+    logged = float(run.data.params["norm.mean"])
+    assert abs(logged - train.mean()) < 1e-9
+    assert abs(float(run.data.params["norm.std"]) - train.std()) < 1e-9

@@ -1,0 +1,64 @@
+"""fer as a user of the package registry gets it: a wheel built from a clean copy of the repo, installed (not
+editable) in a fresh venv, run from an empty folder — configs included, every command working."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(*args, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+    assert proc.returncode == 0, f"{args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def venv_python(tmp_path_factory) -> Path:
+    """A venv that sees this machine's packages (torch, mlflow, …) but holds its own fer, from the wheel."""
+    root = tmp_path_factory.mktemp("wheel")
+    source = root / "source"
+    listed = run("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=REPO).stdout
+    for name in filter(None, listed.split("\0")):
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", root / "dist", source,
+        cwd=root)
+    (wheel,) = (root / "dist").glob("fer_lab-*.whl")
+    run(sys.executable, "-m", "venv", "--system-site-packages", root / "venv", cwd=root)
+    python = root / "venv" / "bin" / "python"
+    run(python, "-m", "pip", "install", "--no-deps", "--no-index", "-q", wheel, cwd=root)
+    return python
+
+
+def test_installed_wheel_runs_every_command_from_an_empty_folder(venv_python, tmp_path):
+    where = run(venv_python, "-c", "import fer, fer.conf; print(fer.__file__); print(fer.conf.__file__)",
+                cwd=tmp_path).stdout.split()
+    site = venv_python.parents[1] / "lib"
+    assert all(Path(p).is_relative_to(site) for p in where), where  # this fer, not the checkout's
+
+    train = run(venv_python, "-m", "fer.train", "data.limit=256", "trainer.max_epochs=1", "trainer.progress_bar=false",
+                cwd=tmp_path)
+    run_id = next(line.split("(")[1].split(")")[0] for line in train.stdout.splitlines() if " finished: " in line)
+    assert (tmp_path / "mlflow.db").is_file() and (tmp_path / "mlruns").is_dir()
+
+    evaluate = run(venv_python, "-m", "fer.evaluate", f"run_id={run_id}", cwd=tmp_path)
+    assert f"fer: run {run_id} re-tested: test_acc" in evaluate.stdout
+    run(venv_python, "-m", "fer.predict", f"run_id={run_id}", "data=synthetic", "data.limit=32",
+        "output=predictions.csv", cwd=tmp_path)
+    assert len((tmp_path / "predictions.csv").read_text().splitlines()) == 33
+
+    sweep = run(venv_python, "-m", "fer.train", "-m", "norm=none,standardize", "data.limit=64", "trainer.max_epochs=1",
+                "trainer.progress_bar=false", "explain=none", cwd=tmp_path)
+    assert sweep.stdout.count(" finished: ") == 2 and "comparison in the parent run" in sweep.stdout
+    report = run(venv_python, "-m", "fer.report", "fer", cwd=tmp_path)
+    assert "logged to sweep run" in report.stdout and (tmp_path / "report.html").stat().st_size > 10_000

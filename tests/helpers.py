@@ -1,0 +1,253 @@
+"""What the tests share: running fer's commands as a user would, reading the MLflow store they leave, writing
+tiny data files in each public format, and a real `mlflow server` on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import os
+import runpy
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import torch
+from hydra.core.global_hydra import GlobalHydra
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from fer.config.options import compose
+from fer.labels import EMOTIONS
+from fer.tracking import tags
+
+# --- running fer ----------------------------------------------------------------------------------------
+
+# Small synthetic runs: enough to exercise every code path, short enough for the CPU suite budget.
+QUICK = ["data.n_train=480", "data.n_val=160", "data.n_test=160", "trainer.max_epochs=2", "trainer.progress_bar=false"]
+# The shared cnn run also renders its explanations every epoch, with a shorter gradient ascent.
+CNN_ARGS = [*QUICK, "explain.every_n_epochs=1", "explain.filters.steps=40"]
+
+
+def composed(*overrides: str):
+    """The training config as `python -m fer.train <overrides>` would compose it."""
+    GlobalHydra.instance().clear()
+    return compose("config", list(overrides))
+
+
+def run_fer(module: str, *args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
+                          env=env, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{module} {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def call_fer(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m <module> <args>` run inside this process the way `-m` runs it (runpy as __main__, so through
+    Hydra and fer's error guard alike), without run_fer's ~6 s interpreter start. The working directory and the
+    environment (Lightning's PL_GLOBAL_SEED) are restored afterwards."""
+    GlobalHydra.instance().clear()
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with (contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err),
+          mock.patch.object(sys, "argv", [module, *args]), mock.patch.dict(os.environ)):
+        try:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())
+
+
+# --- reading the store ----------------------------------------------------------------------------------
+
+
+def store(cwd: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
+
+
+def only_run(cwd: Path):
+    client = store(cwd)
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    assert len(runs) == 1, [r.info.run_name for r in runs]
+    return client, runs[0]
+
+
+EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "lr")
+ARTIFACTS = ("config.yaml", "model_summary.txt", "confusion_matrix.png", "confusion_matrix.json",
+             "confused_pairs.md", "curves.png")
+
+
+def artifact_bytes(client, run_id: str, path: str) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp, open(client.download_artifacts(run_id, path, tmp), "rb") as f:
+        return f.read()
+
+
+def checkpoint_param_count(client, run) -> int:
+    """Parameters of the network counted from the saved weights, not from fer's own model code."""
+    with tempfile.TemporaryDirectory() as tmp:
+        state = torch.load(client.download_artifacts(run.info.run_id, run.data.tags[tags.CHECKPOINT], tmp),
+                           weights_only=True)["state_dict"]
+    buffers = ("running_mean", "running_var", "num_batches_tracked")
+    return sum(v.numel() for k, v in state.items() if k.startswith("net.") and not k.endswith(buffers))
+
+
+def assert_complete_run(client, run, epochs: int):
+    assert run.info.status == "FINISHED"
+    rid = run.info.run_id
+    for key in EPOCH_METRICS:
+        steps = sorted(m.step for m in client.get_metric_history(rid, key))
+        assert steps == list(range(epochs)), (key, steps)
+    metrics = run.data.metrics
+    assert 0.0 <= metrics["test_acc"] <= 1.0
+    assert any(f"test_acc_{c}" in metrics for c in EMOTIONS)
+    params = run.data.params
+    for key in ("model.name", "act.name", "norm.name", "aug.name", "optim.lr", "data.batch_size"):
+        assert key in params
+    assert int(params["params_total"]) == checkpoint_param_count(client, run)
+    assert int(params["params_total"]) == int(params["params_trainable"]) + int(params["params_non_trainable"])
+    names = {a.path for a in client.list_artifacts(rid)}
+    assert set(ARTIFACTS) <= names, names
+    assert [a.path for a in client.list_artifacts(rid, "checkpoints")]
+    for png in ("confusion_matrix.png", "curves.png"):
+        with Image.open(io.BytesIO(artifact_bytes(client, rid, png))) as im:
+            im.load()
+            assert im.width > 300 and im.height > 200
+    summary = artifact_bytes(client, rid, "model_summary.txt").decode()
+    assert f"Total params: {int(params['params_total']):,}" in summary and "Output Shape" in summary
+
+
+# --- data files -----------------------------------------------------------------------------------------
+
+
+def faces(n: int, seed: int = 0) -> np.ndarray:
+    images = np.random.default_rng(seed).integers(0, 256, (n, 48, 48), dtype=np.uint8)
+    images[0, 0, :2] = (0, 255)  # the extremes survive the round trip
+    return images
+
+
+def pixel_text(image: np.ndarray) -> str:
+    return " ".join(map(str, image.ravel()))
+
+
+def write_fer_csv(path, images, labels, usages=None, newline="\n"):
+    """A Kaggle-style fer2013.csv (Usage column only when `usages` is given)."""
+    lines = ["emotion,pixels" + (",Usage" if usages is not None else "")]
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        lines.append(f"{label},{pixel_text(image)}" + (f",{usages[i]}" if usages is not None else ""))
+    text = newline.join(lines) + newline
+    if str(path).endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text, newline="")
+    return path
+
+
+def write_hw3(folder, train_images, train_labels, test_images=None, test_ids=None):
+    folder.mkdir(exist_ok=True)
+    rows = zip(train_labels, train_images, strict=True)
+    lines = ["label,feature"] + [f"{lab},{pixel_text(im)}" for lab, im in rows]
+    (folder / "train.csv").write_text("\n".join(lines) + "\n")
+    if test_images is not None:
+        rows = zip(test_ids, test_images, strict=True)
+        lines = ["id,feature"] + [f"{i},{pixel_text(im)}" for i, im in rows]
+        (folder / "test.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def save(path, image: np.ndarray, mode="L"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).convert(mode).save(path)
+
+
+def vgg_params(depth: int, width: int) -> int:
+    """VGG-BN on 1×48×48 counted from the paper's layout: 3×3 convs (no bias, BN adds 2 per channel)."""
+    stages = {16: [[64, 64], [128, 128], [256] * 3, [512] * 3, [512] * 3],
+              19: [[64, 64], [128, 128], [256] * 4, [512] * 4, [512] * 4]}[depth]
+    total, c_in = 0, 1
+    for stage in stages:
+        for c in stage:
+            total += 9 * c_in * c + 2 * c
+            c_in = c
+    return total + (512 * width + width) + (width * width + width) + (width * 7 + 7)
+
+
+# --- a real mlflow server -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MlflowServer:
+    def __init__(self, root: Path):
+        self.root, self.port = root, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.artifacts = root / "server-artifacts"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> MlflowServer:
+        """Start it and wait until it answers; one worker and no job runner keep it light."""
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", "1", "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
+             "--artifacts-destination", str(self.artifacts)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if urllib.request.urlopen(f"{self.url}/health", timeout=1).status == 200:
+                    return self
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"mlflow server on {self.url} did not come up in 90 s")
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the server and its workers (its own process group), as a crash would."""
+        self._signal(signal.SIGKILL)
+
+    def stop(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def _signal(self, sig: int) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=30)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self._wait_closed()
+        self.proc = None
+
+    def _wait_closed(self) -> None:
+        """Wait until the port refuses connections: the workers die just after the process they belong to."""
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            except OSError:
+                return
+            time.sleep(0.1)
+
+    def __enter__(self) -> MlflowServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

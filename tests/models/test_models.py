@@ -1,0 +1,73 @@
+"""Model construction: parameter counts checked against the architecture by hand, DNN matching, activations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import vgg_params
+from omegaconf import OmegaConf
+from torch import nn
+
+from fer.config.options import option
+from fer.config.schema import ActConfig
+from fer.models import MODELS, count_params, create_model
+from fer.models.act import ACTIVATIONS
+
+
+def act(name: str, **kw):
+    return OmegaConf.structured(ActConfig(name=name, **kw))
+
+
+@pytest.mark.parametrize("depth", [16, 19])
+def test_vgg_parameter_counts(depth):
+    model = create_model(option("model", f"vgg{depth}"), act("relu"))
+    assert count_params(model)["params_total"] == vgg_params(depth, 512)
+    assert model(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
+
+
+def test_cnn_layout():
+    model = create_model(option("model", "cnn"), act("relu"))
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [32, 64, 128, 128] and convs[0].kernel_size == (5, 5)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 2
+    assert model(torch.zeros(3, 1, 48, 48)).shape == (3, 7)
+
+
+@pytest.mark.parametrize("target", ["cnn", "vgg16", "vgg19"])
+@pytest.mark.parametrize("depth", [1, 2, 3, 5])
+def test_dnn_matches_parameter_count_within_2_percent(target, depth):
+    dnn = option("model", "dnn")
+    dnn.match, dnn.depth = target, depth
+    want = count_params(create_model(option("model", target), act("relu")))["params_total"]
+    model = create_model(dnn, act("relu"))
+    got = count_params(model)["params_total"]
+    assert abs(got - want) / want <= 0.02, (got, want)
+    assert sum(isinstance(m, nn.Linear) for m in model.modules()) == depth + 1
+    assert model(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
+
+
+TORCH_ACTIVATIONS = {"relu": nn.ReLU, "selu": nn.SELU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "gelu": nn.GELU}
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS.names())
+@pytest.mark.parametrize("model_name", MODELS.names())
+def test_every_activation_is_the_chosen_module(name, model_name):
+    model = create_model(option("model", model_name), act(name))
+    acts = [m for m in model.modules() if isinstance(m, tuple(TORCH_ACTIVATIONS.values()))]
+    assert acts and all(type(m) is TORCH_ACTIVATIONS[name] for m in acts)
+    assert model(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
+    assert not any(getattr(m, "inplace", False) for m in acts)
+
+
+def test_selu_uses_lecun_normal_and_alpha_dropout():
+    model = create_model(option("model", "dnn"), act("selu"))
+    assert any(isinstance(m, nn.AlphaDropout) for m in model.modules())
+    assert not any(type(m) is nn.Dropout for m in model.modules())
+    first = next(m for m in model.modules() if isinstance(m, nn.Linear))
+    assert abs(first.weight.std().item() - first.in_features ** -0.5) < 0.05 * first.in_features ** -0.5
+    assert torch.count_nonzero(first.bias) == 0
+
+
+def test_leaky_relu_slope_is_used():
+    model = create_model(option("model", "cnn"), act("leaky_relu", slope=0.2))
+    assert all(m.negative_slope == 0.2 for m in model.modules() if isinstance(m, nn.LeakyReLU))

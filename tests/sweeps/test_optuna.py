@@ -1,0 +1,50 @@
+"""`hparams_search=optuna`: an Optuna study whose trials are the child runs of one sweep parent run."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+from helpers import run_fer, store
+
+FAST = ["data.n_train=160", "data.n_val=64", "data.n_test=64", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
+        "trainer.progress_bar=false", "explain=none"]
+SPACE = ("optim.lr", "optim.weight_decay", "model.dropout", "data.batch_size")
+
+
+def test_three_trials_are_child_runs_and_the_parent_records_the_best(tmp_path):
+    proc = run_fer("fer.train", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
+                   "hydra.sweeper.storage=sqlite:///optuna.db", "hydra.sweeper.study_name=search",
+                   "optim.lr=tag(log,interval(1e-3,3e-3))", *FAST, cwd=tmp_path)
+    client = store(tmp_path)
+    runs = client.search_runs([client.get_experiment_by_name("fer").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("fer.role") == "sweep"]
+    pid = parent.info.run_id
+    trials = [r for r in runs if r is not parent]
+    assert len(trials) == 3 and parent.info.status == "FINISHED"
+    assert all(r.info.status == "FINISHED" and r.data.tags["mlflow.parentRunId"] == pid for r in trials)
+
+    sampled = [{k: float(r.data.params[k]) for k in SPACE} for r in trials]
+    for values in sampled:
+        assert 1e-3 <= values["optim.lr"] <= 3e-3  # the command line's range, not the yaml's
+        assert 1e-6 <= values["optim.weight_decay"] <= 1e-2
+        assert 0.0 <= values["model.dropout"] <= 0.6
+        assert values["data.batch_size"] in (32, 64, 128, 256)
+    for key in ("optim.lr", "optim.weight_decay", "model.dropout"):
+        assert len({v[key] for v in sampled}) == 3, key
+
+    best_val = {r.info.run_id: max(m.value for m in client.get_metric_history(r.info.run_id, "val_acc"))
+                for r in trials}
+    tags = parent.data.tags
+    assert math.isclose(float(tags["fer.optuna.best_value"]), max(best_val.values()), rel_tol=1e-6)
+    best = next(r for r in trials if r.info.run_id == tags["fer.optuna.best_run"])
+    assert best_val[best.info.run_id] == max(best_val.values())
+    assert {k: parent.data.params[f"best.{k}"] for k in SPACE} == {k: best.data.params[k] for k in SPACE}
+    assert f"fer: optuna best trial {tags['fer.optuna.best_trial']}: value" in proc.stdout
+
+    # the study kept in the storage given on the command line (current Optuna on SQLAlchemy 2), each trial
+    # linked to its run, its value that run's best val acc
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert {t.user_attrs["mlflow_run_id"]: t.value for t in study.trials} == pytest.approx(best_val)

@@ -1,0 +1,86 @@
+"""A Hydra multirun as one MLflow sweep: parent run, nested child runs, comparison; parallel jobs via joblib."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from helpers import artifact_bytes, assert_complete_run, run_fer, store
+
+from fer.sweeps.callback import PARENT_FILE
+
+TINY = ["data.n_train=320", "data.n_val=96", "data.n_test=96", "trainer.max_epochs=2", "trainer.progress_bar=false",
+        "explain=none"]
+
+
+def test_ablation_sweep_with_four_parallel_jobs(tmp_path):
+    proc = run_fer("fer.train", "-m", "experiment=ablation", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4",
+                   *TINY, cwd=tmp_path)
+    client = store(tmp_path)
+    exp = client.get_experiment_by_name("ablation")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("fer.role") == "sweep"]
+    assert len(parents) == 1 and len(runs) == 5
+    parent = parents[0]
+    pid = parent.info.run_id
+    assert parent.info.status == "FINISHED" and pid in proc.stdout
+    jobs = [r for r in runs if r is not parent]
+    for run in jobs:
+        assert run.data.tags["mlflow.parentRunId"] == pid
+        assert_complete_run(client, run, epochs=2)
+    assert {(r.data.params["norm.name"], r.data.params["aug.name"]) for r in jobs} == {
+        ("none", "none"), ("none", "keras"), ("standardize", "none"), ("standardize", "keras")}
+    # the multirun folder names its parent run
+    (link,) = Path(tmp_path, "multirun").glob(f"*/*/{PARENT_FILE}")
+    assert link.read_text().split()[0] == pid
+    # the comparison: one row per job, numbers as MLflow holds them
+    names = {a.path for a in client.list_artifacts(pid)}
+    assert {"comparison.md", "comparison.csv", "comparison_accuracy.png", "comparison_val_acc.png"} <= names
+    rows = list(csv.DictReader(io.StringIO(artifact_bytes(client, pid, "comparison.csv").decode())))
+    by_run = {r.info.run_name: r for r in jobs}
+    assert sorted(row["run"] for row in rows) == sorted(by_run)
+    for row in rows:
+        run = by_run[row["run"]]
+        assert row["overrides"] == f"norm={run.data.params['norm.name']} aug={run.data.params['aug.name']}"
+        assert abs(float(row["test_acc"]) - run.data.metrics["test_acc"]) < 1e-4
+        best = max(m.value for m in client.get_metric_history(run.info.run_id, "val_acc"))
+        assert abs(float(row["best_val_acc"]) - best) < 1e-4
+        assert int(row["params"]) == int(run.data.params["params_total"]) and row["epochs"] == "2"
+    assert "| norm=standardize aug=keras |" in artifact_bytes(client, pid, "comparison.md").decode()
+
+
+def test_report_answers_every_question_from_the_tracked_runs(tmp_path):
+    run_fer("fer.train", "-m", "experiment=cnn_vs_dnn", *TINY[:-1], "explain.filters.steps=10", "explain.filters.n=8",
+            "explain.methods=[saliency,gradcam]", cwd=tmp_path)
+    proc = run_fer("fer.report", "cnn_vs_dnn", cwd=tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    client = store(tmp_path)
+    runs = client.search_runs([client.get_experiment_by_name("cnn_vs_dnn").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("fer.role") == "sweep"]
+    assert parent.info.run_id in proc.stdout and "report.html" in {a.path for a in client.list_artifacts(
+        parent.info.run_id)}
+    for n in range(1, 7):
+        assert f"<h2>{n}. " in page
+    cnn, dnn = sorted((r for r in runs if r is not parent), key=lambda r: r.data.params["model.name"])
+    assert f"{cnn.data.metrics['test_acc']:.4f}" in page and f"{dnn.data.metrics['test_acc']:.4f}" in page
+    assert f"{int(cnn.data.params['params_total']):,}" in page and "Total params" in page
+    ratio = dnn.data.metrics["test_acc"] / cnn.data.metrics["test_acc"]
+    assert f"accuracy ratio {ratio:.2f}" in page
+    # curves (2), confusion matrix, saliency (2 methods), filters and layer outputs (2 layers each)
+    assert page.count('<img src="data:image/png;base64,') == 9 and "src=\"http" not in page
+    # no ablation in this sweep: said, not skipped
+    assert page.count('class="missing"') == 1 and "experiment=ablation" in page
+
+
+def test_a_failing_job_leaves_the_parent_failed_not_running(tmp_path):
+    """The basic launcher stops the sweep at a failing job without Hydra's multirun-end hook."""
+    proc = run_fer("fer.train", "-m", "data.batch_size=32,-1", *TINY, cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "data.batch_size" in proc.stderr
+    client = store(tmp_path)
+    runs = client.search_runs([client.get_experiment_by_name("fer").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("fer.role") == "sweep"]
+    (child,) = [r for r in runs if r is not parent]
+    assert parent.info.status == "FAILED" and child.info.status == "FINISHED"
+    assert "comparison.csv" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert "aborted by a failing job" in proc.stdout

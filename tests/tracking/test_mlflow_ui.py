@@ -1,0 +1,55 @@
+"""A sweep as the MLflow UI shows it: a real `mlflow server` on loopback and Debian's headless Chromium."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import MlflowServer, run_fer
+from mlflow.tracking import MlflowClient
+from playwright.sync_api import expect, sync_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FAST = ["data.n_train=160", "data.n_val=64", "data.n_test=64", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
+        "trainer.progress_bar=false", "explain=none"]
+WAIT = 30_000  # ms for the UI to render a page on a busy CI machine
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no {CHROMIUM}: .ci/run installs Debian's chromium with apt-get")
+def test_parent_run_lists_its_children_and_a_child_shows_its_confusion_matrix(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    with MlflowServer(tmp_path) as server:
+        url = server.url
+        run_fer("fer.train", "-m", "experiment=cnn_vs_dnn", "tracking=server", f"tracking.uri={url}", *FAST, cwd=work)
+        client = MlflowClient(url)
+        exp = client.get_experiment_by_name("cnn_vs_dnn")
+        runs = client.search_runs([exp.experiment_id])
+        (parent,) = [r for r in runs if r.data.tags.get("fer.role") == "sweep"]
+        children = {r.info.run_name: r.info.run_id for r in runs if r is not parent}
+        assert len(children) == 2
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch_persistent_context(
+                tmp_path / "chromium-profile", executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                viewport={"width": 1400, "height": 1000})
+            page = browser.new_page()
+            page.goto(f"{url}/#/experiments/{exp.experiment_id}/runs/{parent.info.run_id}")
+            expect(page.get_by_text("Child runs", exact=True)).to_be_visible(timeout=WAIT)
+            for name in children:
+                expect(page.get_by_role("link", name=name, exact=True)).to_be_visible(timeout=WAIT)
+            page.screenshot(path=tmp_path / "parent_run.png", full_page=True)
+
+            name, run_id = sorted(children.items())[0]
+            page.get_by_role("link", name=name, exact=True).click()
+            expect(page).to_have_url(f"{url}/#/experiments/{exp.experiment_id}/runs/{run_id}", timeout=WAIT)
+            page.get_by_role("tab", name="Artifacts").click()
+            page.get_by_text("confusion_matrix.png", exact=True).click()
+            image = page.locator("img[alt='confusion_matrix.png']").first
+            expect(image).to_be_visible(timeout=WAIT)
+            page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle(),
+                                   timeout=WAIT)
+            assert image.evaluate("img => img.naturalWidth") > 300
+            page.screenshot(path=tmp_path / "child_confusion_matrix.png")
+            browser.close()

@@ -1,0 +1,100 @@
+"""Runs that end early: signals leave a KILLED run and a resume command, kill -9 then resume= continues into
+the same run with each epoch's metrics once, a diverging loss fails the run naming the step."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import QUICK, call_fer, only_run, store
+
+from fer.tracking.store import store_lock
+
+EPOCHS = 3
+# Epochs long enough (about 30 batches) that a signal lands inside one.
+LONG = ["data.n_train=2000", "data.n_val=160", "data.n_test=160", f"trainer.max_epochs={EPOCHS}",
+        "trainer.progress_bar=false", "explain=none"]
+CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "lr")
+
+
+def start(cwd, *args) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "fer.train", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for_epoch(proc: subprocess.Popen, cwd, epoch: int) -> str:
+    """Block until the run holds every metric of `epoch` (the lr of an epoch is logged last); its run id."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        if (cwd / "mlflow.db").exists():
+            with store_lock(f"sqlite:///{cwd / 'mlflow.db'}"):  # not while the training process makes its tables
+                client = store(cwd)
+                runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+            if runs and any(m.step >= epoch for m in client.get_metric_history(runs[0].info.run_id, "lr")):
+                return runs[0].info.run_id
+        time.sleep(0.3)
+    raise AssertionError("no epoch finished in time")
+
+
+def assert_each_epoch_once(client, run_id: str) -> None:
+    for key in CURVES:
+        steps = sorted(m.step for m in client.get_metric_history(run_id, key))
+        assert steps == list(range(EPOCHS)), (key, steps)
+
+
+def test_kill_9_mid_epoch_then_resume_continues_the_same_run(tmp_path):
+    proc = start(tmp_path, *LONG)
+    run_id = wait_for_epoch(proc, tmp_path, 0)
+    time.sleep(0.3)  # inside epoch 1: its checkpoint does not exist yet
+    proc.kill()
+    proc.wait()
+    client, run = only_run(tmp_path)
+    assert run.info.status == "RUNNING"  # nobody could close it: resume must
+    resumed = call_fer("fer.train", f"resume={run_id}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming run" in resumed.stdout and "last.ckpt" in resumed.stdout
+    client, run = only_run(tmp_path)
+    assert run.info.run_id == run_id and run.info.status == "FINISHED"
+    assert_each_epoch_once(client, run_id)
+    assert "test_acc" in run.data.metrics and run.data.tags["fer.checkpoint"].startswith("checkpoints/best-")
+    # a resumed run keeps its config; a finished one only trains on for more epochs; an unknown id is named
+    for args, key in (([f"resume={run_id}", "optim.lr=0.5"], "optim.lr"), ([f"resume={run_id}"], "trainer.max_epochs"),
+                      (["resume=nosuchrun"], "resume")):
+        proc = call_fer("fer.train", *args, cwd=tmp_path)  # refused before anything starts: no process needed
+        assert proc.returncode == 2 and f"config key '{key}'" in proc.stderr, proc.stderr
+    assert only_run(tmp_path)[1].info.end_time == run.info.end_time
+
+
+@pytest.mark.parametrize(("sig", "cause", "code"), [(signal.SIGTERM, "SIGTERM", 143), (signal.SIGINT, "Ctrl-C", 130)])
+def test_signal_ends_the_run_killed_with_the_resume_command(tmp_path, sig, cause, code):
+    proc = start(tmp_path, *LONG)
+    run_id = wait_for_epoch(proc, tmp_path, 0)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    client, run = only_run(tmp_path)
+    assert run.info.status == "KILLED"
+    assert f"KILLED by {cause}; last checkpoint: " in err and "last.ckpt" in err
+    assert f"resume it with: python -m fer.train resume={run_id}" in err
+    if sig == signal.SIGTERM:  # and `resume=last` finds it
+        assert call_fer("fer.train", "resume=last", cwd=tmp_path).returncode == 0
+        client, run = only_run(tmp_path)
+        assert run.info.status == "FINISHED"
+        assert_each_epoch_once(client, run_id)
+
+
+def test_non_finite_loss_fails_the_run_naming_the_step(tmp_path):
+    proc = call_fer("fer.train", *QUICK, "explain=none", "norm=none", "optim=sgd", "optim.lr=1e6", cwd=tmp_path)
+    assert proc.returncode == 2
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("fer: error:")]
+    assert "training loss became non-finite at step" in line and "(epoch 0)" in line and "norm=standardize" in line
+    client, run = only_run(tmp_path)
+    assert run.info.status == "FAILED"
+    error = client.download_artifacts(run.info.run_id, "error.txt", str(tmp_path))
+    assert "NonFiniteLoss" in open(error).read()

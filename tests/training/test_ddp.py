@@ -1,0 +1,30 @@
+"""`trainer=ddp` on CPU: two gloo processes train one MLflow run; metrics cover every row once, synced across
+ranks, and only rank 0 writes (each epoch's metrics once, one set of artifacts)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import QUICK, only_run, run_fer
+
+N_VAL, N_TEST = 161, 160  # odd: a padded share would count a row twice
+
+
+def test_two_processes_train_one_run(tmp_path):
+    args = [*QUICK, f"data.n_val={N_VAL}", f"data.n_test={N_TEST}", "explain=none", "trainer=ddp",
+            "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true"]
+    proc = run_fer("fer.train", *args, cwd=tmp_path)
+    assert "Starting with 2 processes" in proc.stderr
+    client, run = only_run(tmp_path)
+    assert run.info.status == "FINISHED"
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1], key
+    for m in client.get_metric_history(run.info.run_id, "val_acc"):  # a whole number of the 161 rows
+        assert abs(m.value * N_VAL - round(m.value * N_VAL)) < 1e-3
+    with open(client.download_artifacts(run.info.run_id, "confusion_matrix.json", str(tmp_path))) as f:
+        counts = json.load(f)["counts"]
+    assert sum(map(sum, counts)) == N_TEST
+    assert run.data.metrics["test_acc"] == pytest.approx(sum(counts[i][i] for i in range(7)) / N_TEST)
+    names = [a.path for a in client.list_artifacts(run.info.run_id)]
+    assert len(names) == len(set(names)) and "curves.png" in names

@@ -1,0 +1,186 @@
+"""The fast training path on CPU: splits on the device, the fused augmentation, compiled steps without
+recompiles, test-time augmentation, the EMA of the weights, and the sota recipe's config."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from helpers import composed
+from omegaconf import OmegaConf
+from torch import nn
+from torch._dynamo.testing import CompileCounter
+
+from fer.config.schema import AugConfig
+from fer.config.validate import validate
+from fer.data.augment import build_augmentation
+from fer.data.datamodule import FERDataModule
+from fer.data.load import load_splits
+from fer.errors import ConfigError
+from fer.training import tta
+from fer.training.module import FERModule
+from fer.training.trainer import build_trainer
+
+TINY = ["model=dnn", "model.hidden=[16]", "data.n_train=100", "data.n_val=40", "data.n_test=40",
+        "data.batch_size=16", "trainer.accelerator=cpu", "trainer.max_epochs=2", "trainer.progress_bar=false",
+        "explain=none"]
+
+
+def tiny(*overrides: str):
+    """A config, its data module and model: a one-layer DNN on 100 synthetic faces, batches of 16."""
+    cfg = validate(composed(*TINY, *overrides))
+    torch.manual_seed(0)
+    splits = load_splits(cfg.data)
+    dm = FERDataModule(splits, cfg.data, cfg.aug)
+    return cfg, dm, FERModule(OmegaConf.to_container(cfg, resolve=True), dm.test_names)
+
+
+class Recorder(pl.Callback):
+    """Training batch sizes, and the live weights after every optimizer step."""
+
+    def __init__(self):
+        self.sizes, self.weights = [], []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.sizes.append(len(batch[1]))
+        self.weights.append({k: v.detach().clone() for k, v in pl_module.net.state_dict().items()})
+
+
+def fit(cfg, dm, module, tmp_path, *callbacks):
+    trainer, ckpt = build_trainer(cfg.trainer, False, list(callbacks), tmp_path / "checkpoints")
+    trainer.fit(module, datamodule=dm)
+    return trainer, ckpt
+
+
+def test_on_device_splits_train_exactly_like_host_memory(tmp_path):
+    results = {}
+    for on_device in (False, True):
+        cfg, dm, module = tiny(f"data.on_device={on_device}", f"data.num_workers={2 if on_device else 0}")
+        rec = Recorder()
+        torch.manual_seed(1)
+        trainer, _ = fit(cfg, dm, module, tmp_path / str(on_device), rec)
+        assert dm.device == (trainer.strategy.root_device if on_device else None)
+        assert dm.train_dataloader().num_workers == 0  # a device slice needs no worker
+        assert rec.sizes == ([16] * 6 + [4]) * 2
+        results[on_device] = (trainer.callback_metrics["train_loss"], trainer.callback_metrics["val_acc"],
+                              rec.weights[-1])
+    (loss_a, acc_a, w_a), (loss_b, acc_b, w_b) = results[False], results[True]
+    assert torch.equal(loss_a, loss_b) and torch.equal(acc_a, acc_b)
+    assert all(torch.equal(w_a[k], w_b[k]) for k in w_a)
+
+
+def test_compiled_steps_see_one_graph_per_mode_despite_short_batches(tmp_path, monkeypatch):
+    """Dynamo with a counting backend (no code generation): the 40-row val and test splits end in a batch of 8,
+    padded to 16; ten-crop views keep the input's shape; training drops its short batch. Training mode and
+    eval mode are the only two graphs."""
+    counter = CompileCounter()
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend=counter))
+    cfg, dm, module = tiny("trainer.compile=true", "test.tta=tencrop")
+    rec = Recorder()
+    trainer, ckpt = fit(cfg, dm, module, tmp_path, rec)
+    trainer.test(module, datamodule=dm, ckpt_path="best", verbose=False)
+    assert counter.frame_count == 2
+    assert rec.sizes == [16] * 12  # 100 rows: 6 full batches per epoch, the 4 left over dropped
+    assert 0 <= float(trainer.callback_metrics["test_acc"]) <= 1
+    module.eval()
+    x = torch.rand(5, 1, 48, 48)
+    assert torch.allclose(module.logits(x), module(x), atol=1e-6)
+
+
+def test_flip_tta_leaves_a_mirror_symmetric_model_unchanged():
+    _, _, module = tiny("test.tta=flip")
+    batch = (torch.rand(8, 1, 48, 48), torch.zeros(8, dtype=torch.long))
+
+    def with_and_without_flip():
+        module.eval()
+        module.tta = "flip"
+        flipped = module.predict_step(batch, 0)
+        module.tta = "none"
+        return flipped, module.predict_step(batch, 0)
+
+    flipped, plain = with_and_without_flip()
+    assert not torch.allclose(flipped, plain, atol=1e-4)  # the DNN is not mirror symmetric
+    module.net = nn.Sequential(nn.AdaptiveAvgPool2d((6, 1)), nn.Flatten(), nn.Linear(6, 7))  # row means: symmetric
+    flipped, plain = with_and_without_flip()
+    assert torch.allclose(flipped, plain, atol=1e-6)
+
+
+def test_tencrop_views_are_four_px_corner_shifts_center_and_mirrors():
+    x = torch.rand(3, 1, 48, 48)
+    views = list(tta.views(x, "tencrop"))
+    assert len(views) == 10 and all(v.shape == x.shape for v in views)
+    top_left, top_right, center = views[0], views[2], views[8]
+    assert torch.equal(center, x) and torch.equal(views[9], x.flip(-1))
+    assert torch.equal(top_left[..., 4:, 4:], x[..., :-4, :-4])  # the face moved 4 px right and down
+    assert torch.equal(top_right[..., 4:, :-4], x[..., :-4, 4:])
+    assert torch.equal(views[1], top_left.flip(-1))
+    _, _, module = tiny("test.tta=tencrop")
+    module.eval()
+    batch = (x, torch.zeros(3, dtype=torch.long))
+    ten = module.predict_step(batch, 0)
+    module.tta = "none"
+    plain = module.predict_step(batch, 0)
+    assert torch.allclose(ten.sum(1), torch.ones(3)) and not torch.allclose(ten, plain)
+
+
+def test_ema_is_validated_checkpointed_and_tested(tmp_path):
+    decay = 0.8
+    cfg, dm, module = tiny(f"trainer.ema_decay={decay}", "data.n_train=64")
+    rec = Recorder()
+    trainer, ckpt = fit(cfg, dm, module, tmp_path, rec)
+    ema = rec.weights[0]  # the first update copies, then w_ema ← d·w_ema + (1 − d)·w
+    for w in rec.weights[1:]:
+        ema = {k: decay * ema[k] + (1 - decay) * w[k] for k in ema}
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    for k, v in ema.items():
+        assert torch.allclose(last["state_dict"][f"net.{k}"], v, atol=1e-6)
+        assert torch.equal(last["current_model_state"][f"net.{k}"], rec.weights[-1][k])
+    best = torch.load(ckpt.best_model_path, weights_only=True)
+    trainer.test(module, datamodule=dm, ckpt_path="best", verbose=False)
+    assert all(torch.equal(v, best["state_dict"][k]) for k, v in module.state_dict().items())
+    module.eval()
+    images = torch.from_numpy(dm.splits.val.images).unsqueeze(1).float() / 255
+    with torch.no_grad():
+        acc = (module(images).argmax(1) == torch.from_numpy(dm.splits.val.labels)).float().mean()
+    assert abs(float(acc) - float(ckpt.best_model_score)) < 1e-6  # selection saw the averaged weights
+
+
+def test_fused_augmentation_draws_per_sample_crops_flips_and_erasures():
+    x = torch.rand(64, 1, 48, 48)
+    flip = build_augmentation(OmegaConf.structured(AugConfig(hflip=True, impl="fused")))(x)
+    mirrored = [torch.allclose(f, a.flip(-1), atol=1e-5) for f, a in zip(flip, x, strict=True)]
+    kept = [torch.allclose(f, a, atol=1e-5) for f, a in zip(flip, x, strict=True)]
+    assert all(m or k for m, k in zip(mirrored, kept, strict=True)) and 10 < sum(mirrored) < 54
+    crop = build_augmentation(OmegaConf.structured(AugConfig(crop_padding=4, impl="fused")))(x)
+    shifts = set()
+    for c, a in zip(crop, x, strict=True):
+        found = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)
+                 if torch.allclose(c[:, 8:-8, 8:-8], torch.roll(a, (dy, dx), (-2, -1))[:, 8:-8, 8:-8], atol=1e-5)]
+        assert len(found) == 1
+        shifts.add(found[0])
+    assert len(shifts) > 20
+    erased = build_augmentation(OmegaConf.structured(AugConfig(erasing=1.0, impl="fused")))(torch.ones(64, 1, 48, 48))
+    for e in erased[:, 0]:
+        rows, cols = (e == 0).any(1).nonzero(), (e == 0).any(0).nonzero()
+        h, w = len(rows), len(cols)
+        assert int((e == 0).sum()) == h * w and 0.015 <= h * w / 48**2 <= 0.26  # one rectangle, 2–25 % of the face
+        assert rows.max() - rows.min() + 1 == h and cols.max() - cols.min() + 1 == w
+
+
+def test_sota_recipe_composes_and_validates():
+    cfg = validate(composed("experiment=sota"))
+    assert (cfg.model.name, cfg.optim.name, cfg.optim.nesterov, cfg.sched.name, cfg.aug.name) == (
+        "vgg16", "sgd", True, "onecycle", "strong")
+    assert (cfg.data.name, cfg.data.val_policy, cfg.test.tta, cfg.trainer.precision) == (
+        "fer2013", "usage", "tencrop", "bf16-mixed")
+    assert cfg.trainer.compile and cfg.trainer.channels_last and cfg.trainer.ema_decay > 0
+    assert cfg.label_smoothing > 0 and cfg.data.on_device is None and not cfg.explain.enabled
+
+
+@pytest.mark.parametrize("override,key", [("test.tta=fivecrop", "test.tta"), ("aug.impl=numpy", "aug.impl"),
+                                          ("trainer.ema_decay=1.0", "trainer.ema_decay")])
+def test_bad_pipeline_values_name_the_key(override, key):
+    with pytest.raises(ConfigError, match=key):
+        validate(composed(override))
