@@ -19,7 +19,7 @@ from fer.data.splits import Split
 from fer.errors import ConfigError
 from fer.explain.figures import layer_output_figure, saliency_figure
 from fer.explain.layers import gradcam_layer, has_conv, rectified, resolve_layer
-from fer.explain.saliency import attribute, guided_rule_note, mass_ratio, normalize
+from fer.explain.saliency import METHODS, attribute, mass_ratio, normalize
 from fer.labels import EMOTIONS
 from fer.tracking.tags import EXPLAIN_NOTES
 
@@ -73,12 +73,11 @@ def render_saliency(module, split: Split, cfg, sink: MlflowSink, step: int | Non
     cam = gradcam_layer(module.net, cfg.gradcam_layer)
     ratios = {}
     for method in cfg.methods:
-        if method == "gradcam" and cam is None:
+        spec = METHODS.get(method)
+        if spec.on_layer and cam is None:
             continue  # no conv layer to take Grad-CAM on (DNN); said in the run's notes
         maps = normalize(attribute(module, x, target, method, gradcam_layer=cam[1] if cam else None))
-        note = guided_rule_note(module.net) if method == "guided_backprop" else None
-        if method == "gradcam":
-            note = f"Grad-CAM on {cam[0]}"
+        note = f"Grad-CAM on {cam[0]}" if spec.on_layer else spec.caveat(module.net) if spec.caveat else None
         title = f"{method} — target: {'true' if cfg.target == 'label' else 'predicted'} class"
         if step is not None:
             title += f" — epoch {step + 1}"
@@ -140,8 +139,8 @@ def render_all(module, split: Split, cfg, sink: MlflowSink) -> tuple[dict[str, f
     try:
         with torch.inference_mode(False), torch.enable_grad():
             ratios = render_saliency(module, split, cfg, sink)
-            if "gradcam" in cfg.methods and not has_conv(module.net):
-                notes.append("gradcam skipped: the model has no conv layer")
+            if not has_conv(module.net):
+                notes += [f"{m} skipped: the model has no conv layer" for m in cfg.methods if METHODS.get(m).on_layer]
             if cfg.filters.enabled:
                 render_filters(module, cfg, sink)
             if cfg.layer_outputs.enabled:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from captum.attr import (
@@ -43,9 +46,27 @@ def _smoothgrad(model, x, target, layer):
                                                   abs=True)
 
 
-METHODS = Registry("explain.methods", {"saliency": _saliency, "integrated_gradients": _integrated_gradients,
-                                       "guided_backprop": _guided_backprop, "gradcam": _gradcam,
-                                       "smoothgrad": _smoothgrad})
+def guided_rule_note(model: nn.Module) -> str | None:
+    """Captum's guided backprop overrides only nn.ReLU; with other activations it is plain gradients."""
+    others = {type(m).__name__ for m in model.modules() if isinstance(m, ACTIVATION_TYPES) and type(m) is not nn.ReLU}
+    if others and not any(isinstance(m, nn.ReLU) for m in model.modules()):
+        names = ", ".join(sorted(others))
+        return f"guided backprop = plain gradients here: Captum's guided rule applies to ReLU only, not {names}"
+    return None
+
+
+@dataclass(frozen=True)
+class Method:
+    attribute: Callable  # (model, x, target, layer) → attribution with x's shape
+    on_layer: bool = False  # attributes to a conv layer's maps (Grad-CAM): needs a model with one
+    caveat: Callable | None = None  # (network) → what the figure does not show, or None
+
+
+METHODS = Registry("explain.methods", {"saliency": Method(_saliency),
+                                       "integrated_gradients": Method(_integrated_gradients),
+                                       "guided_backprop": Method(_guided_backprop, caveat=guided_rule_note),
+                                       "gradcam": Method(_gradcam, on_layer=True),
+                                       "smoothgrad": Method(_smoothgrad)})
 TARGETS = Registry("explain.target", {"label": "the true class", "predicted": "the predicted class"})
 
 
@@ -56,7 +77,7 @@ def attribute(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: s
     `gradcam` is Captum's LayerGradCam on `gradcam_layer` (see layers.gradcam_layer), upsampled to 48×48.
     """
     x = x.detach().clone().requires_grad_(True)
-    return METHODS.get(method)(model, x, target.tolist(), gradcam_layer).detach().sum(dim=1)
+    return METHODS.get(method).attribute(model, x, target.tolist(), gradcam_layer).detach().sum(dim=1)
 
 
 def normalize(maps: torch.Tensor) -> torch.Tensor:
@@ -74,12 +95,3 @@ def mass_ratio(maps: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
     inside = (maps * masks).flatten(1).sum(1) / maps.flatten(1).sum(1).clamp_min(1e-12)
     area = masks.flatten(1).mean(1).clamp_min(1e-12)
     return (inside / area).cpu().numpy()
-
-
-def guided_rule_note(model: nn.Module) -> str | None:
-    """Captum's guided backprop overrides only nn.ReLU; with other activations it is plain gradients."""
-    others = {type(m).__name__ for m in model.modules() if isinstance(m, ACTIVATION_TYPES) and type(m) is not nn.ReLU}
-    if others and not any(isinstance(m, nn.ReLU) for m in model.modules()):
-        names = ", ".join(sorted(others))
-        return f"guided backprop = plain gradients here: Captum's guided rule applies to ReLU only, not {names}"
-    return None

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer.tracking import tags
 
+TRAIN_COMMAND = ("python", "-m", "fer.train")
 PACKAGES = ("torch", "pytorch-lightning", "torchmetrics", "hydra-core", "mlflow", "kornia", "captum", "numpy")
 
 
@@ -58,7 +59,7 @@ def git_tags() -> dict[str, str]:
 def provenance_tags(overrides: list[str]) -> dict[str, str]:
     """What re-running this run months later needs: the command (this job's overrides, also inside a
     multirun sweep), the code and the package versions."""
-    found = {tags.COMMAND: shlex.join(["python", "-m", "fer.train", *overrides]), **git_tags()}
+    found = {tags.COMMAND: shlex.join([*TRAIN_COMMAND, *overrides]), **git_tags()}
     for pkg in PACKAGES:
         try:
             found[tags.VERSION + pkg] = metadata.version(pkg)

@@ -21,7 +21,7 @@ from fer.config.options import compose
 from fer.config.validate import validate
 from fer.errors import ConfigError, FerError
 from fer.tracking import tags
-from fer.tracking.provenance import flatten
+from fer.tracking.provenance import TRAIN_COMMAND, flatten
 from fer.tracking.store import client_for
 
 # Keys a resumed run may change: how long it trains, and how it shows progress.
@@ -47,7 +47,7 @@ def locate(cfg: DictConfig, overrides: list[str]) -> Resumed:
     if not command or not ckpt_dir:
         raise FerError(f"run {run_id} was not started by `python -m fer.train` (no {tags.COMMAND} or "
                        f"{tags.CHECKPOINT_DIR} tag): it cannot be resumed")
-    stored = [o for o in shlex.split(command)[3:] if not o.startswith("resume=")]
+    stored = [o for o in shlex.split(command)[len(TRAIN_COMMAND):] if not o.startswith("resume=")]
     given = [o for o in overrides if not o.startswith("resume=")]
     new = validate(compose("config", [*stored, *given, f"resume={run_id}"]))
     _check_unchanged(run, new)
@@ -65,7 +65,7 @@ def locate(cfg: DictConfig, overrides: list[str]) -> Resumed:
 def resume_command(run_id: str, overrides: list[str]) -> str:
     """What to type to continue `run_id`: the run remembers its config, only the store must be named."""
     store = [o for o in overrides if o.split("=")[0].lstrip("+~").startswith("tracking")]
-    return shlex.join(["python", "-m", "fer.train", f"resume={run_id}", *store])
+    return shlex.join([*TRAIN_COMMAND, f"resume={run_id}", *store])
 
 
 def _find(client: MlflowClient, cfg: DictConfig):
