@@ -3,8 +3,11 @@ bringing back a finished run (its config and best checkpoint, loaded without unp
 
 from __future__ import annotations
 
+import os
+import pickle
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +52,30 @@ def output_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path("outputs")
 
 
+def download(client, run, path: str, into: str) -> str:
+    """A local copy of the run's artifact `path`; a FerError naming where it should be when it cannot be had."""
+    try:
+        return client.download_artifacts(run.info.run_id, path, into)
+    except (MlflowException, OSError) as e:
+        why = (e.message if isinstance(e, MlflowException) else str(e)).splitlines()[0][:200]
+        raise FerError(f"run {run.info.run_id}: its artifact {path} cannot be read from {run.info.artifact_uri} "
+                       f"({why}); it was deleted or the store moved: point tracking.uri at the store that holds "
+                       "it, or train the run again") from None
+
+
+def load_checkpoint(path: str, what: str) -> dict:
+    """A checkpoint's tensors, loaded without running any code it holds; a FerError if it is not one fer wrote."""
+    try:
+        with warnings.catch_warnings():  # torch's note on a foreign file's pickle protocol says nothing useful
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        problem = "holds objects other than tensors, so it is not a checkpoint fer wrote; nothing in it was run"
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        problem = f"is not a readable checkpoint ({str(e).splitlines()[0][:120]})"
+    raise FerError(f"{what} {problem}: replace it with a trusted copy, or train the run again")
+
+
 @dataclass
 class Restored:
     cfg: DictConfig
@@ -60,6 +87,7 @@ class Restored:
 def restore(uri: str, run_id: str, data_cfg: DictConfig | None = None) -> tuple[object, Restored]:
     """The client of the store at `uri` and the run `run_id`'s model with its best weights, with its data (or
     `data_cfg` in its place)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per small file only hides the rest
     client = client_for(uri)
     try:
         run = client.get_run(run_id)
@@ -69,8 +97,8 @@ def restore(uri: str, run_id: str, data_cfg: DictConfig | None = None) -> tuple[
     if checkpoint is None:
         raise FerError(f"run {run_id} has no checkpoint (tag {tags.CHECKPOINT}): did it finish training?")
     with tempfile.TemporaryDirectory() as tmp:
-        run_cfg = OmegaConf.load(client.download_artifacts(run_id, "config.yaml", tmp))
-        state = torch.load(client.download_artifacts(run_id, checkpoint, tmp), map_location="cpu", weights_only=True)
+        run_cfg = OmegaConf.load(download(client, run, "config.yaml", tmp))
+        state = load_checkpoint(download(client, run, checkpoint, tmp), f"run {run_id}: the artifact {checkpoint}")
     if data_cfg is not None:
         run_cfg.data = data_cfg
     splits = load_splits(run_cfg.data)

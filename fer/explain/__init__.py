@@ -1,1 +1,3 @@
-"""Explanations of trained models: what their filters respond to and which pixels drive their predictions."""
+"""Explanations of trained models: which pixels drive a prediction (Captum) and what a layer's filters respond
+to, rendered into the run. Imports fer.data, fer.models and the leaves; never training code, sweeps or tracking
+beyond its tag names."""

@@ -1,16 +1,29 @@
-"""`fer.evaluate` re-tests a finished run into the same run; `fer.predict` writes a Kaggle-style csv."""
+"""`fer.evaluate` re-tests a finished run into the same run; `fer.predict` writes a Kaggle-style csv; both say in
+one line what is wrong when the run's checkpoint is gone or is not one fer wrote."""
 
 from __future__ import annotations
 
 import csv
+import pickle
+import shutil
+from pathlib import Path
 
-from helpers import only_run, run_fer
+import pytest
+from helpers import QUICK, call_fer, only_run, run_fer
 
 from fer.data.synthetic import generate
 
 
-def test_evaluate_logs_into_the_same_run(cnn_run):
-    cwd, client, run, _ = cnn_run
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A short finished run (cwd, client, run) the tests here re-test and predict with."""
+    cwd = tmp_path_factory.mktemp("finished")
+    assert call_fer("fer.train", *QUICK, "trainer.max_epochs=1", "explain=none", cwd=cwd).returncode == 0
+    return (cwd, *only_run(cwd))
+
+
+def test_evaluate_logs_into_the_same_run(finished):
+    cwd, client, run = finished
     rid = run.info.run_id
     proc = run_fer("fer.evaluate", f"run_id={rid}", cwd=cwd)
     _, again = only_run(cwd)  # no new run
@@ -20,8 +33,8 @@ def test_evaluate_logs_into_the_same_run(cnn_run):
     assert "fer.evaluated_data" in again.data.tags and f"{history[1]:.4f}" in proc.stdout
 
 
-def test_evaluate_unknown_run_is_one_line(cnn_run):
-    cwd = cnn_run[0]
+def test_evaluate_unknown_run_is_one_line(finished):
+    cwd = finished[0]
     proc = run_fer("fer.evaluate", "run_id=0123456789abcdef", cwd=cwd, check=False)
     assert proc.returncode == 2 and "fer: error: no run '0123456789abcdef'" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -40,8 +53,8 @@ def write_hw3(folder, n_train: int, n_test: int):
         w.writerows([100 + i, " ".join(map(str, x.ravel()))] for i, x in enumerate(test.images))
 
 
-def test_predict_writes_id_label_for_hw3_test_csv(cnn_run, tmp_path):
-    cwd, _, run, _ = cnn_run
+def test_predict_writes_id_label_for_hw3_test_csv(finished, tmp_path):
+    cwd, _, run = finished
     write_hw3(tmp_path / "hw3", n_train=40, n_test=25)
     out = tmp_path / "pred.csv"
     proc = run_fer("fer.predict", f"run_id={run.info.run_id}", "data=hw3", f"data.path={tmp_path / 'hw3'}",
@@ -51,3 +64,49 @@ def test_predict_writes_id_label_for_hw3_test_csv(cnn_run, tmp_path):
     assert [int(r[0]) for r in rows[1:]] == list(range(100, 125))
     assert all(0 <= int(r[1]) <= 6 for r in rows[1:])
     assert str(out) in proc.stdout
+
+
+def checkpoint_file(run) -> Path:
+    return Path(run.info.artifact_uri.removeprefix("file://")) / run.data.tags["fer.checkpoint"]
+
+
+@pytest.mark.parametrize("command", ["fer.evaluate", "fer.predict"])
+def test_a_missing_checkpoint_artifact_is_one_line_naming_it(finished, tmp_path, command):
+    cwd, _, run = finished
+    ckpt = checkpoint_file(run)
+    shutil.move(ckpt, tmp_path / "kept.ckpt")
+    try:
+        proc = call_fer(command, f"run_id={run.info.run_id}", cwd=cwd)
+    finally:
+        shutil.move(tmp_path / "kept.ckpt", ckpt)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"fer: error: run {run.info.run_id}: its artifact {run.data.tags['fer.checkpoint']} "
+                           f"cannot be read from {run.info.artifact_uri}")
+    assert "point tracking.uri at the store that holds it" in line
+
+
+class Payload:
+    """What a tampered checkpoint would run on an unpickling load."""
+
+    def __reduce__(self):
+        return (Path("/tmp/fer-tampered-checkpoint-ran").touch, ())
+
+
+@pytest.mark.parametrize("command", ["fer.evaluate", "fer.predict"])
+def test_a_foreign_checkpoint_is_refused_without_running_it(finished, tmp_path, command):
+    cwd, _, run = finished
+    ckpt = checkpoint_file(run)
+    shutil.copy2(ckpt, tmp_path / "kept.ckpt")
+    Path("/tmp/fer-tampered-checkpoint-ran").unlink(missing_ok=True)
+    ckpt.write_bytes(pickle.dumps({"state_dict": Payload()}))
+    try:
+        proc = run_fer(command, f"run_id={run.info.run_id}", cwd=cwd, check=False)
+    finally:
+        shutil.copy2(tmp_path / "kept.ckpt", ckpt)
+    assert not Path("/tmp/fer-tampered-checkpoint-ran").exists()
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "weights_only=False" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line == (f"fer: error: run {run.info.run_id}: the artifact {run.data.tags['fer.checkpoint']} holds "
+                    "objects other than tensors, so it is not a checkpoint fer wrote; nothing in it was run: "
+                    "replace it with a trusted copy, or train the run again")

@@ -188,8 +188,8 @@ def test_folder_reader(tmp_path, capsys):
     np.testing.assert_array_equal(train.images[:4], images[[2, 0, 1, 3]])
     assert train.images.shape == (5, 48, 48) and (train.images[4] == 200).all()
     err = capsys.readouterr().err.strip().splitlines()
-    note = f"fer: resized 1 images of {tmp_path} to 48×48 (first: train/surprise/big.png, 64×64)"
-    assert err == [note]
+    assert err == [f"fer: resized 1 images of {tmp_path} to 48×48 (first: train/surprise/big.png, 64×64)",
+                   f"fer: converted 1 colour images of {tmp_path} to grayscale (first: train/sad/rgb.png, RGB)"]
     test = result.splits["test"]
     assert test.labels.tolist() == [6] and test.ids.tolist() == ["test/neutral/t.png"]
     np.testing.assert_array_equal(test.images[0], images[4])

@@ -14,6 +14,7 @@ from fer.errors import DataError
 from fer.labels import EMOTIONS, IMAGE_SIZE, NUM_CLASSES
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+GRAY_MODES = ("L", "1", "I;16", "I", "LA")  # PIL modes that hold gray levels only (LA: gray with alpha)
 CLASS_FOLDERS = {**{e.lower(): i for i, e in enumerate(EMOTIONS)}, **{str(i): i for i in range(NUM_CLASSES)}}
 _FOLDER_LAYOUT = (f"train/<class>/*.png|jpg|jpeg|bmp and optionally test/<class>/*, class folders named "
                   f"{', '.join(e.lower() for e in EMOTIONS)} or 0–{NUM_CLASSES - 1}")
@@ -24,8 +25,8 @@ def read_folder(root, on_bad_row: str = "error") -> ReadResult:
 
     Files are read in (class, path) order so runs are reproducible whatever the file system lists;
     `ids` are the paths relative to `root`, and an image's row is its position in that order. Images
-    that are not 48×48 are resized (one line says how many); with `on_bad_row="skip"` one that does not
-    decode is listed in `skipped` instead of stopping the read.
+    that are not 48×48 are resized and colour images made grayscale (one line says how many of each); with
+    `on_bad_row="skip"` one that does not decode is listed in `skipped` instead of stopping the read.
     """
     check_mode(on_bad_row)
     root = Path(root)
@@ -35,18 +36,24 @@ def read_folder(root, on_bad_row: str = "error") -> ReadResult:
     subdirs = {p.name.lower(): p for p in sorted(root.iterdir()) if p.is_dir()}
     if "train" not in subdirs:
         raise DataError(root, f"no train folder; expected {_FOLDER_LAYOUT}")
-    splits, skipped, resized = {}, [], []
+    splits, skipped, resized, coloured = {}, [], [], []
     for name in ("train", "test"):
         if name in subdirs:
-            splits[name] = _read_image_split(root, subdirs[name], on_bad_row, skipped, resized)
+            splits[name] = _read_image_split(root, subdirs[name], on_bad_row, skipped, resized, coloured)
     if resized:
         first, (w, h) = resized[0]
         print(f"fer: resized {len(resized)} images of {root} to 48×48 (first: {first}, {w}×{h})", file=sys.stderr)
+    if coloured:
+        first, mode = coloured[0]
+        print(f"fer: converted {len(coloured)} colour images of {root} to grayscale (first: {first}, {mode})",
+              file=sys.stderr)
     return ReadResult(splits, skipped)
 
 
-def _read_image_split(root: Path, folder: Path, on_bad_row: str, skipped: list, resized: list) -> Split:
-    """One split folder; undecodable images go to `skipped` (skip mode), resized ones to `resized`."""
+def _read_image_split(root: Path, folder: Path, on_bad_row: str, skipped: list, resized: list,
+                      coloured: list) -> Split:
+    """One split folder; undecodable images go to `skipped` (skip mode), resized ones to `resized`, colour ones
+    (anything but 8-bit or 1-bit gray) to `coloured`."""
     from PIL import Image
 
     files = []
@@ -68,12 +75,15 @@ def _read_image_split(root: Path, folder: Path, on_bad_row: str, skipped: list, 
         try:
             with Image.open(file) as img:
                 gray = img.convert("L")
+                mode = img.mode
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             problem = f"cannot decode image ({e}); expected a {'/'.join(IMAGE_EXTENSIONS)} image"
             if on_bad_row == "error":
                 raise DataError(file, problem) from None
             skipped.append((i + 1, f"{rel}: {problem}"))
             continue
+        if mode not in GRAY_MODES:
+            coloured.append((rel, mode))
         if gray.size != (IMAGE_SIZE, IMAGE_SIZE):
             resized.append((rel, gray.size))
             gray = gray.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
