@@ -42,8 +42,9 @@ def composed(*overrides: str):
     return compose("config", list(overrides))
 
 
-def run_fer(module: str, *args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def run_fer(module: str, *args: str, cwd: Path, check: bool = True, env: dict | None = None
+            ) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
                           env=env, timeout=600)
     if check and proc.returncode != 0:
@@ -189,19 +190,20 @@ def free_port() -> int:
 
 
 class MlflowServer:
-    def __init__(self, root: Path):
-        self.root, self.port = root, free_port()
+    def __init__(self, root: Path, app_name: str | None = None, env: dict | None = None):
+        self.root, self.port, self.app_name, self.env = root, free_port(), app_name, env or {}
         self.url = f"http://127.0.0.1:{self.port}"
         self.artifacts = root / "server-artifacts"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> MlflowServer:
         """Start it and wait until it answers; one worker and no job runner keep it light."""
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **self.env}
+        app = ["--app-name", self.app_name] if self.app_name else []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
              "--workers", "1", "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
-             "--artifacts-destination", str(self.artifacts)],
+             "--artifacts-destination", str(self.artifacts), *app],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

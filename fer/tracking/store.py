@@ -12,9 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import requests
 from mlflow.entities import Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.tracking._tracking_service.utils import get_default_host_creds
+from mlflow.utils.rest_utils import http_request
 
 from fer.errors import FerError
 from fer.tracking.spool import DeliveringClient, quiet_http_retries, unreachable, when_free
@@ -56,13 +59,31 @@ def store_lock(uri: str):
 
 
 def preflight(uri: str) -> None:
-    """Fail in seconds, before a run is made, when nothing answers at a tracking server."""
+    """Fail in seconds, before a run is made, when nothing answers at a tracking server or it refuses this
+    process's credentials (its /health answers without any, so a read that needs them is asked as well)."""
     why = unreachable(uri, timeout=PREFLIGHT_S)
     if why:
         url = urlsplit(uri)
         port = url.port or (443 if url.scheme == "https" else 80)
         raise FerError(f"tracking.uri {uri}: nothing answers there ({why}); start the server (mlflow server "
                        f"--host {url.hostname} --port {port}), fix tracking.uri, or track locally with tracking=local")
+    creds = get_default_host_creds(uri)  # MLflow's own reading of MLFLOW_TRACKING_USERNAME/_PASSWORD/_TOKEN
+    try:
+        answer = http_request(creds, "/api/2.0/mlflow/experiments/search", "POST", json={"max_results": 1},
+                              max_retries=0, timeout=PREFLIGHT_S, raise_on_status=False)
+    except (OSError, MlflowException, requests.RequestException):
+        return  # what does not answer here fails where the run writes, and is kept there
+    if answer.status_code == 401:
+        given = (f"the credentials of MLFLOW_TRACKING_USERNAME={creds.username!r}" if creds.username
+                 else "the token in MLFLOW_TRACKING_TOKEN" if creds.token else None)
+        if given is None:
+            raise FerError(f"tracking.uri {uri}: the server asks for credentials (HTTP 401) and none are set: export "
+                           "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)")
+        raise FerError(f"tracking.uri {uri}: the server refused {given} (HTTP 401): check MLFLOW_TRACKING_USERNAME "
+                       "and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)")
+    if answer.status_code == 403:
+        raise FerError(f"tracking.uri {uri}: user {creds.username or '(token)'} may not read experiments there "
+                       "(HTTP 403): ask the server's admin for permission, or track elsewhere with tracking.uri")
 
 
 def delivering(uri: str) -> DeliveringClient:
