@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 F = TypeVar("F", bound=Callable)
@@ -35,15 +38,29 @@ class ConfigError(FerError):
         self.key = key
 
 
+def unusable_folder(e: OSError) -> FerError | None:
+    """A folder fer must write to (outputs, the tracking store, the spool) that refuses it, as a FerError."""
+    if e.filename is None or e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
+        return None
+    path = Path(os.fsdecode(e.filename)).absolute()
+    remedy = ("free space there" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "run from a folder you can write")
+    return FerError(f"cannot write {path} ({e.strerror}): fer writes its outputs, checkpoints and local tracking "
+                    f"store where the command starts; {remedy}, or point hydra.run.dir, tracking.uri and "
+                    "tracking.artifact_root elsewhere")
+
+
 def guarded(fn: F) -> F:
-    """Print a FerError as `fer: error: …` and exit 2 instead of showing a traceback."""
+    """Print a FerError (or a folder fer cannot write) as `fer: error: …` and exit 2 instead of a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except FerError as e:
-            print(f"fer: error: {e}", file=sys.stderr, flush=True)
+        except (FerError, OSError) as e:
+            error = e if isinstance(e, FerError) else unusable_folder(e)
+            if error is None:
+                raise
+            print(f"fer: error: {error}", file=sys.stderr, flush=True)
             sys.exit(EXIT_BAD_INPUT)
 
     return wrapper  # type: ignore[return-value]

@@ -7,12 +7,17 @@ run it as a real subprocess and must print the same line.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import call_fer, faces, only_run, pixel_text, run_fer, save, write_hw3
+from mlflow.tracking import MlflowClient
 
 TRAIN = ["trainer.max_epochs=1", "trainer.progress_bar=false", "trainer.num_sanity_val_steps=0", "explain=none",
          "data.batch_size=8"]
@@ -203,3 +208,30 @@ def test_skip_mode_trains_and_logs_what_it_left_out(tmp_path, empty_store):
         csv = open(client.download_artifacts(run.info.run_id, "skipped_rows.csv", tmp)).read().splitlines()
     assert csv[0] == "line,reason" and [row.split(",")[0] for row in csv[1:]] == ["7", "32"]
     assert "non-numeric pixel '12.5'" in csv[1] and "label 8 out of range; expected 0–6" in csv[2]
+
+
+def in_read_only_folder(folder: Path, *command: str) -> subprocess.CompletedProcess:
+    """`command` run in `folder` mounted read-only in a private mount namespace: the kernel refuses every write
+    there, root's included (no other user can run this machine's Python: /root is 0700)."""
+    script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && cd "$0" && exec "$@"'
+    return subprocess.run(["unshare", "-m", "sh", "-c", script, str(folder), *command], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+@pytest.mark.parametrize("command", [["fer.train", *TRAIN], ["fer.train", "-m", *TRAIN, "norm=none,unit"],
+                                     ["fer.report", "fer"]], ids=["train", "sweep", "report"])
+def test_a_folder_that_cannot_be_written_is_one_line(tmp_path, empty_store, command):
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("no private mount namespace here (unshare -m needs root)")
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if command[0] == "fer.report":  # a store elsewhere; the page cannot be written here
+        shutil.copy(empty_store, tmp_path / "mlflow.db")
+        MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").create_experiment("fer")
+        command = [*command, "--uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    proc = in_read_only_folder(folder, sys.executable, "-m", *command)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("fer: error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"fer: error: cannot write {folder}/"), errors
+    assert "Read-only file system" in errors[0] and "run from a folder you can write" in errors[0]
+    assert not list(folder.iterdir())
