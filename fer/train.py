@@ -20,7 +20,7 @@ from fer.data.load import load_splits
 from fer.explain.callback import ExplainCallback
 from fer.explain.render import check_layers
 from fer.models import count_params
-from fer.sweeps.callback import sweep_parent
+from fer.sweeps.callback import sweep_job, sweep_parent
 from fer.tracking import ddp, resume, tags
 from fer.tracking.provenance import flatten, provenance_tags, run_name
 from fer.tracking.run import RunResult, TrackedRun
@@ -33,6 +33,9 @@ def train(cfg: DictConfig) -> RunResult:
     validate(cfg)
     ddp.check_launch(cfg)
     resumed = resume.locate(cfg, job_overrides()) if cfg.resume else None
+    if resumed and resumed.kept:  # a continued sweep's job whose run had finished
+        print(f"fer: run {resumed.kept[0]} had FINISHED: kept as it is")
+        return RunResult(resumed.kept[0], "", float("nan"), resumed.kept[1])
     cfg = resumed.cfg if resumed else cfg
     splits = load_splits(cfg.data)  # bad data fails here, before a run is created
     run_tags = {**provenance_tags(job_overrides()), **sweep_parent()}
@@ -75,7 +78,7 @@ def train(cfg: DictConfig) -> RunResult:
 
 @entry_point("config")
 def main(cfg: DictConfig) -> float:
-    return train(cfg).best_val_acc
+    return sweep_job(lambda: train(cfg).best_val_acc)
 
 
 if __name__ == "__main__":

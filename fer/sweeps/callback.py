@@ -4,12 +4,22 @@ Hydra calls `SweepCallback` in the launching process; jobs (in-process with the 
 processes with joblib) find the parent through a file in the sweep folder, which is also the link from
 `multirun/…` to MLflow. A job that fails makes Hydra abort the sweep without calling `on_multirun_end`, so the
 parent is also closed at interpreter exit: it never stays RUNNING.
+
+Ctrl-C or SIGTERM stops a sweep as a whole: the launching process marks the sweep folder stopped and passes
+SIGTERM to the worker processes running jobs (which ignore the terminal's Ctrl-C, so that each job gets one
+signal), every started job closes its run KILLED, jobs not yet started train nothing, and the parent ends
+KILLED with the comparison of what finished and the one command that continues the sweep into it
+(`resume=<parent id>`: killed jobs resume from their last checkpoints, finished ones are kept).
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import shlex
+import signal
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -17,60 +27,161 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from fer.errors import EXIT_CODES
 from fer.sweeps.comparison import log_comparison
 from fer.tracking import tags
-from fer.tracking.provenance import provenance_tags
+from fer.tracking.provenance import TRAIN_COMMAND, provenance_tags
 from fer.tracking.store import client_for, experiment_id, run_url
+from fer.training.faults import Stopped
 
-PARENT_FILE = "mlflow_parent_run.txt"
+PARENT_FILE = "mlflow_parent_run.txt"  # the parent's id and URL, then the launching process's pid
+STOPPED_FILE = "stopped"  # the signal that stopped the sweep
+JOBS_DIR = ".jobs"  # one file per worker process running a job, named by its pid
+SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
+
+def _sweep_dir() -> Path | None:
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return Path(HydraConfig.get().sweep.dir)
+
+
+def _own_overrides(overrides) -> list[str]:
+    return [o for o in overrides if not o.startswith("resume=")]
 
 
 def sweep_parent() -> dict[str, str]:
     """Tags that make this job a child of its sweep's parent run; empty outside a multirun."""
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+    folder = _sweep_dir()
+    if folder is None or not (folder / PARENT_FILE).exists():
         return {}
     hc = HydraConfig.get()
-    link = Path(hc.sweep.dir) / PARENT_FILE
-    if not link.exists():
-        return {}
-    parent_id = link.read_text().split()[0]
-    return {tags.PARENT_RUN: parent_id, tags.SWEEP: parent_id, tags.SWEEP_DIR: str(Path(hc.sweep.dir)),
-            tags.OVERRIDES: " ".join(hc.overrides.task), tags.JOB: str(hc.job.num)}
+    parent_id = (folder / PARENT_FILE).read_text().split()[0]
+    return {tags.PARENT_RUN: parent_id, tags.SWEEP: parent_id, tags.SWEEP_DIR: str(folder),
+            tags.OVERRIDES: " ".join(_own_overrides(hc.overrides.task)), tags.JOB: str(hc.job.num)}
+
+
+def sweep_job(job: Callable[[], float]) -> float:
+    """Run one job of a sweep (outside one, just `job()`). After the sweep was stopped a job trains nothing, and
+    a job the stop ended returns NaN instead of raising, so the launcher lets the other jobs close their runs."""
+    folder = _sweep_dir()
+    if folder is None:
+        return job()
+    launcher_pid = int((folder / PARENT_FILE).read_text().split()[2]) if (folder / PARENT_FILE).exists() else 0
+    marker = None
+    if os.getpid() != launcher_pid:  # a worker: the launching process decides when the sweep stops
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, lambda signum, frame: _raise_stopped(folder, signum))
+        marker = folder / JOBS_DIR / str(os.getpid())  # before the check below: a stop now reaches this job
+        marker.parent.mkdir(exist_ok=True)
+        marker.touch()
+    try:
+        if (folder / STOPPED_FILE).exists():
+            print(f"fer: job {HydraConfig.get().job.num} not started: the sweep was stopped", flush=True)
+            return float("nan")
+        return job()
+    except (SystemExit, KeyboardInterrupt):
+        if (folder / STOPPED_FILE).exists():
+            return float("nan")
+        raise
+    finally:
+        if marker is not None:
+            marker.unlink(missing_ok=True)
+
+
+def _raise_stopped(folder: Path, signum: int) -> None:
+    """In a worker: the launching process passed the sweep's stop on; the job stops as the user stopped it."""
+    said = (folder / STOPPED_FILE).read_text().strip() if (folder / STOPPED_FILE).exists() else ""
+    raise Stopped(said if said in EXIT_CODES else SIGNALS[signum])
 
 
 class SweepCallback(Callback):
-    """Opens the parent run when a multirun starts; when it ends, logs the comparison and closes it."""
+    """Opens the parent run when a multirun starts (or reopens it: `resume=<parent id>`); when it ends, logs
+    the comparison and closes it."""
+
+    def __init__(self) -> None:
+        self.cause: str | None = None
+        self.previous: dict[int, object] = {}
+        self.in_process = True
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         client = client_for(config.tracking.uri)
         exp_id = experiment_id(client, config.tracking)
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        overrides = list(config.hydra.overrides.task)
-        parent_tags = {**provenance_tags(["-m", *overrides]), tags.SWEEP_DIR: str(sweep_dir),
-                       tags.ROLE: tags.SWEEP_ROLE}
-        run = client.create_run(exp_id, run_name=f"sweep {' '.join(overrides)}"[:250], tags=parent_tags)
+        overrides = _own_overrides(config.hydra.overrides.task)
+        if config.get("resume"):
+            run = client.get_run(config.resume)
+            client.update_run(run.info.run_id, status="RUNNING")
+            print(f"fer: continuing sweep {run.info.run_id} ({shlex.join(overrides)})")
+        else:
+            parent_tags = {**provenance_tags(["-m", *overrides]), tags.SWEEP_DIR: str(sweep_dir),
+                           tags.ROLE: tags.SWEEP_ROLE}
+            run = client.create_run(exp_id, run_name=f"sweep {' '.join(overrides)}"[:250], tags=parent_tags)
+            print(f"fer: sweep parent run {run.info.run_id} ({shlex.join(overrides)})")
         sweep_dir.mkdir(parents=True, exist_ok=True)
         url = run_url(config.tracking, exp_id, run.info.run_id)
-        (sweep_dir / PARENT_FILE).write_text(f"{run.info.run_id}\n{url}\n")
-        print(f"fer: sweep parent run {run.info.run_id} ({shlex.join(overrides)})")
+        (sweep_dir / PARENT_FILE).write_text(f"{run.info.run_id}\n{url}\n{os.getpid()}\n")
+        self.in_process = str(config.hydra.launcher.get("_target_", "")).endswith("BasicLauncher")
+        for sig in SIGNALS:
+            self.previous[sig] = signal.signal(sig, lambda s, f, c=config: self._stop(c, s, f))
         atexit.register(self._close, config, aborted=True)
+
+    def _stop(self, config: DictConfig, signum: int, frame) -> None:
+        """The first Ctrl-C or SIGTERM stops the sweep: the jobs running here stop as a single run would, those
+        in workers are passed SIGTERM, and the jobs not yet started will not start."""
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        if self.cause is None:
+            self.cause = SIGNALS[signum]
+            (sweep_dir / STOPPED_FILE).write_text(f"{self.cause}\n")
+            for pid_file in (sweep_dir / JOBS_DIR).glob("*"):
+                try:
+                    os.kill(int(pid_file.name), signal.SIGTERM)
+                except (ProcessLookupError, ValueError):
+                    pass
+        if self.in_process:
+            previous = self.previous.get(signum)
+            if callable(previous):
+                previous(signum, frame)
+            elif signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            else:
+                raise Stopped(self.cause)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         atexit.unregister(self._close)
+        for sig, previous in self.previous.items():
+            signal.signal(sig, previous)
         self._close(config, aborted=False)
+        if self.cause:
+            sys.exit(EXIT_CODES[self.cause])
 
-    @staticmethod
-    def _close(config: DictConfig, aborted: bool) -> None:
-        """Log the comparison of the jobs so far and terminate the parent: FAILED if the sweep was aborted
-        or any job did not finish."""
-        link = Path(str(config.hydra.sweep.dir)) / PARENT_FILE
+    def _close(self, config: DictConfig, aborted: bool) -> None:
+        """Log the comparison of the jobs so far and terminate the parent: KILLED if a signal stopped the sweep
+        (with the command that continues it), FAILED if it was aborted or any job did not finish."""
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        link = sweep_dir / PARENT_FILE
         if not link.exists():
             return
         parent_id, url = link.read_text().split()[:2]
         client = client_for(config.tracking.uri)
         jobs = log_comparison(client, parent_id)
         failed = [j for j in jobs if j.status != "FINISHED"]
-        client.set_terminated(parent_id, "FAILED" if aborted or failed or not jobs else "FINISHED")
-        state = "aborted by a failing job" if aborted else f"{len(failed)} not finished"
-        print(f"fer: sweep {parent_id}: {len(jobs)} jobs, {state}; comparison in the parent run", flush=True)
+        stopped = self.cause or (sweep_dir / STOPPED_FILE).exists()
+        status = "KILLED" if stopped else "FAILED" if aborted or failed or not jobs else "FINISHED"
+        client.set_terminated(parent_id, status)
+        if stopped:
+            killed = sum(j.status != "FINISHED" for j in jobs)
+            print(f"fer: sweep {parent_id} KILLED by {self.cause or 'a signal'}: {len(jobs) - killed} jobs finished, "
+                  f"{killed} killed; comparison of what finished in the parent run", file=sys.stderr, flush=True)
+            print(f"fer: continue it with: {continue_command(config, parent_id)}", file=sys.stderr, flush=True)
+        else:
+            state = "aborted by a failing job" if aborted else f"{len(failed)} not finished"
+            print(f"fer: sweep {parent_id}: {len(jobs)} jobs, {state}; comparison in the parent run", flush=True)
         print(f"fer:   {url}", flush=True)
+
+
+def continue_command(config: DictConfig, parent_id: str) -> str:
+    """The multirun again, launcher settings included, into the same parent run."""
+    hydra_overrides = [o for o in config.hydra.overrides.hydra if not o.startswith(("hydra.sweep.dir", "hydra.mode"))]
+    return shlex.join([*TRAIN_COMMAND, "-m", *hydra_overrides, *_own_overrides(config.hydra.overrides.task),
+                       f"resume={parent_id}"])

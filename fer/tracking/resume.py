@@ -10,7 +10,7 @@ metrics exist once across the kill and the resume.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlflow.exceptions import MlflowException
@@ -30,26 +30,37 @@ ADJUSTABLE = ("resume", "trainer.max_epochs", "trainer.progress_bar", "data.num_
 
 @dataclass
 class Resumed:
-    run_id: str
+    run_id: str | None  # None: a job of a continued sweep that had not started: a new run in that sweep
     cfg: DictConfig
-    checkpoint_dir: Path
-    checkpoint: Path | None  # None: killed before its first epoch ended, so it starts over in the same run
-    logged: set[tuple[str, int]]  # (metric, step) pairs the run already holds
+    checkpoint_dir: Path | None = None
+    checkpoint: Path | None = None  # None: killed before its first epoch ended, so it starts over in the same run
+    logged: set[tuple[str, int]] = field(default_factory=set)  # (metric, step) pairs the run already holds
+    kept: tuple[str, float] | None = None  # (run id, best val acc) of a continued sweep's job that had FINISHED
 
 
 def locate(cfg: DictConfig, overrides: list[str]) -> Resumed:
-    """The run to continue and the config to continue it with; a FerError if either cannot be used."""
+    """The run to continue and the config to continue it with; a FerError if either cannot be used.
+
+    `resume=<id of a sweep's parent run>` in a multirun continues that sweep: each job finds its own child run
+    (by its overrides) and continues it, keeps it if it FINISHED, or starts as a new child if it never started.
+    """
     client = client_for(cfg.tracking.uri)
     run = _find(client, cfg)
+    if run.data.tags.get(tags.ROLE) == tags.SWEEP_ROLE:
+        run = _sweep_child(client, run, overrides)
+        if run is None:
+            return Resumed(None, validate(compose("config", [*_own(overrides), "resume=null"])))
+        if run.info.status == "FINISHED":
+            best = max((m.value for m in client.get_metric_history(run.info.run_id, "val_acc")), default=float("nan"))
+            return Resumed(run.info.run_id, cfg, kept=(run.info.run_id, best))
     run_id = run.info.run_id
     command = run.data.tags.get(tags.COMMAND)
     ckpt_dir = run.data.tags.get(tags.CHECKPOINT_DIR)
     if not command or not ckpt_dir:
         raise FerError(f"run {run_id} was not started by `python -m fer.train` (no {tags.COMMAND} or "
                        f"{tags.CHECKPOINT_DIR} tag): it cannot be resumed")
-    stored = [o for o in shlex.split(command)[len(TRAIN_COMMAND):] if not o.startswith("resume=")]
-    given = [o for o in overrides if not o.startswith("resume=")]
-    new = validate(compose("config", [*stored, *given, f"resume={run_id}"]))
+    stored = _own(shlex.split(command)[len(TRAIN_COMMAND):])
+    new = validate(compose("config", [*stored, *_own(overrides), f"resume={run_id}"]))
     _check_unchanged(run, new)
     if run.info.status == "FINISHED" and new.trainer.max_epochs <= int(run.data.params["trainer.max_epochs"]):
         raise ConfigError("trainer.max_epochs", f"more than the {run.data.params['trainer.max_epochs']} epochs "
@@ -60,6 +71,20 @@ def locate(cfg: DictConfig, overrides: list[str]) -> Resumed:
                        "would log them twice); start a new run instead")
     logged = {(key, m.step) for key in run.data.metrics for m in client.get_metric_history(run_id, key)}
     return Resumed(run_id, new, Path(ckpt_dir), last if last.is_file() else None, logged)
+
+
+def _own(overrides: list[str]) -> list[str]:
+    """A job's overrides without the `resume=` that brought it back."""
+    return [o for o in overrides if not o.startswith("resume=")]
+
+
+def _sweep_child(client: MlflowClient, parent, overrides: list[str]):
+    """The child run of sweep `parent` that this job (its overrides) started, or None if it never started."""
+    own = " ".join(_own(overrides))
+    runs = client.search_runs([parent.info.experiment_id], f"tags.{tags.PARENT_RUN} = '{parent.info.run_id}'",
+                              max_results=10000)
+    mine = [r for r in runs if " ".join(_own(r.data.tags.get(tags.OVERRIDES, "").split())) == own]
+    return max(mine, key=lambda r: r.info.start_time) if mine else None
 
 
 def resume_command(run_id: str, overrides: list[str]) -> str:

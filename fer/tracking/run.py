@@ -22,6 +22,7 @@ from fer.tracking import ddp, tags
 from fer.tracking.logger import ResumedLogger, RunLogger
 from fer.tracking.resume import Resumed, resume_command
 from fer.tracking.store import client_for, experiment_id, run_url, set_tags, start_run, ui_command
+from fer.training.faults import stop_cause
 
 
 @dataclass
@@ -39,6 +40,7 @@ class TrackedRun:
                  tracking: DictConfig, overrides: list[str]):
         self.client, self.experiment_id, self.run_id, self.name = client, experiment_id, run_id, name
         self.checkpoint_dir, self.logger, self.tracking, self.overrides = checkpoint_dir, logger, tracking, overrides
+        self.in_sweep = False  # a sweep's child: the sweep says how to continue it, not each job
 
     @classmethod
     def open(cls, cfg: DictConfig, name: str, params: dict, run_tags: dict[str, str], checkpoint_dir: Path,
@@ -53,7 +55,7 @@ class TrackedRun:
             run_id, checkpoint_dir = joined
             return JoinedRun(client, exp_id, run_id, name, checkpoint_dir, RunLogger(**logger_args, run_id=run_id),
                              cfg.tracking, overrides)
-        if resumed:
+        if resumed and resumed.run_id:
             run_id, checkpoint_dir = resumed.run_id, resumed.checkpoint_dir
             client.update_run(run_id, status="RUNNING")
             logger = ResumedLogger(**logger_args, run_id=run_id, logged=resumed.logged)
@@ -62,7 +64,9 @@ class TrackedRun:
             run_id = start_run(client, exp_id, name, params, {**run_tags, tags.CHECKPOINT_DIR: str(checkpoint_dir)})
             logger = RunLogger(**logger_args, run_id=run_id)
         ddp.share_run(run_id, checkpoint_dir)
-        return cls(client, exp_id, run_id, name, checkpoint_dir, logger, cfg.tracking, overrides)
+        run = cls(client, exp_id, run_id, name, checkpoint_dir, logger, cfg.tracking, overrides)
+        run.in_sweep = tags.PARENT_RUN in run_tags
+        return run
 
     def log_skipped_rows(self, skipped: list[tuple[int, str]]) -> None:
         """`data.on_bad_row=skip` drops rows; the run says how many (tag) and which (skipped_rows.csv)."""
@@ -82,12 +86,14 @@ class TrackedRun:
         try:
             yield
         except (KeyboardInterrupt, SystemExit) as e:
-            cause = interruption.cause or ("Ctrl-C" if isinstance(e, KeyboardInterrupt) else None)
+            cause = interruption.cause or stop_cause(e)
             self.client.set_terminated(self.run_id, "KILLED")
             last = self.checkpoint_dir / "last.ckpt"
             print(f"fer: run {self.name} ({self.run_id}) KILLED by {cause or 'an exit'}; last checkpoint: "
                   f"{last if last.is_file() else 'none (no epoch had ended)'}", file=sys.stderr)
-            print(f"fer: resume it with: {resume_command(self.run_id, self.overrides)}", file=sys.stderr, flush=True)
+            if not self.in_sweep:
+                print(f"fer: resume it with: {resume_command(self.run_id, self.overrides)}", file=sys.stderr,
+                      flush=True)
             if cause:
                 raise SystemExit(EXIT_CODES[cause]) from None
             raise

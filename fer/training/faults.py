@@ -56,6 +56,23 @@ class FiniteLoss(pl.Callback):
                             f"the run is stopped as FAILED; {self.hint}")
 
 
+class Stopped(KeyboardInterrupt):
+    """A signal turned into an exception by whoever caught it (a sweep stops its jobs this way), with its name."""
+
+    def __init__(self, cause: str):
+        super().__init__(cause)
+        self.cause = cause
+
+
+def stop_cause(exception: BaseException) -> str | None:
+    """Which signal an exception that ends a run stands for, when it stands for one."""
+    if isinstance(exception, Stopped):
+        return exception.cause
+    if isinstance(exception, KeyboardInterrupt):
+        return "Ctrl-C"
+    return "SIGTERM" if isinstance(exception, SIGTERMException) else None
+
+
 class Interruption(pl.Callback):
     """Remembers which signal ended training: Lightning turns Ctrl-C into sys.exit(1) and SIGTERM into
     SIGTERMException, and only its on_exception hook still sees which it was."""
@@ -64,7 +81,4 @@ class Interruption(pl.Callback):
         self.cause: str | None = None
 
     def on_exception(self, trainer, pl_module, exception):
-        if isinstance(exception, KeyboardInterrupt):
-            self.cause = "Ctrl-C"
-        elif isinstance(exception, SIGTERMException):
-            self.cause = "SIGTERM"
+        self.cause = stop_cause(exception)
