@@ -10,6 +10,7 @@ The search space is `hydra.sweeper.params` plus the sweeps on the command line, 
 `a,b,c` and `range(…)` are categorical; a plain `key=value` is fixed for every trial.
 """
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,13 +114,28 @@ class FerOptunaSweeper(Sweeper):
                 except Exception:
                     study.tell(trial, state=optuna.trial.TrialState.FAIL)
                     raise  # a failing job aborts the search, as with Hydra's basic sweeper
-                study.tell(trial, value)
+                if math.isnan(value):  # stopped by Ctrl-C or SIGTERM (fer.sweeps.callback.sweep_job)
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                else:
+                    study.tell(trial, value)
+            if stopped(self.config):
+                break
+        if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
+            print("fer: optuna: no trial completed", flush=True)
+            return study
         best = study.best_trial
         print(f"fer: optuna best trial {best.number}: value {best.value:.4f} with "
               + " ".join(f"{k}={v}" for k, v in best.params.items()), flush=True)
         if parent:
             parent.record_best(study)
         return study
+
+
+def stopped(config: DictConfig) -> bool:
+    """Whether a signal stopped this sweep (fer's sweep callback marks its folder): ask no more trials."""
+    from fer.sweeps.callback import STOPPED_FILE
+
+    return (Path(str(config.hydra.sweep.dir)) / STOPPED_FILE).exists()
 
 
 class SweepParent:
