@@ -4,15 +4,12 @@ bringing back a finished run (its config and best checkpoint, loaded without unp
 from __future__ import annotations
 
 import os
-import pickle
 import sys
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
-import torch
 from hydra.core.hydra_config import HydraConfig
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
@@ -26,6 +23,7 @@ from fer.data.splits import Splits
 from fer.errors import FerError, guarded
 from fer.tracking import tags
 from fer.tracking.store import client_for
+from fer.training.checkpoint import load_checkpoint
 from fer.training.module import FERModule
 
 
@@ -61,19 +59,6 @@ def download(client, run, path: str, into: str) -> str:
         raise FerError(f"run {run.info.run_id}: its artifact {path} cannot be read from {run.info.artifact_uri} "
                        f"({why}); it was deleted or the store moved: point tracking.uri at the store that holds "
                        "it, or train the run again") from None
-
-
-def load_checkpoint(path: str, what: str) -> dict:
-    """A checkpoint's tensors, loaded without running any code it holds; a FerError if it is not one fer wrote."""
-    try:
-        with warnings.catch_warnings():  # torch's note on a foreign file's pickle protocol says nothing useful
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        problem = "holds objects other than tensors, so it is not a checkpoint fer wrote; nothing in it was run"
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        problem = f"is not a readable checkpoint ({str(e).splitlines()[0][:120]})"
-    raise FerError(f"{what} {problem}: replace it with a trusted copy, or train the run again")
 
 
 @dataclass

@@ -23,6 +23,7 @@ from fer.errors import ConfigError, FerError
 from fer.tracking import tags
 from fer.tracking.provenance import TRAIN_COMMAND, flatten
 from fer.tracking.store import client_for
+from fer.training.checkpoint import load_checkpoint
 
 # Keys a resumed run may change: how long it trains, and how it shows progress.
 ADJUSTABLE = ("resume", "trainer.max_epochs", "trainer.progress_bar", "data.num_workers")
@@ -69,6 +70,8 @@ def locate(cfg: DictConfig, overrides: list[str]) -> Resumed:
     if not last.is_file() and run.data.metrics:
         raise FerError(f"run {run_id}: its last checkpoint {last} is gone (the run logged epochs, so starting over "
                        "would log them twice); start a new run instead")
+    if last.is_file():
+        load_checkpoint(last, f"run {run_id}: its last checkpoint {last}")  # refused now, not inside the fit
     logged = {(key, m.step) for key in run.data.metrics for m in client.get_metric_history(run_id, key)}
     return Resumed(run_id, new, Path(ckpt_dir), last if last.is_file() else None, logged)
 
