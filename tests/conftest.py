@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 from helpers import CNN_ARGS, only_run, run_fer
 from mlflow.tracking import MlflowClient
 
@@ -28,9 +31,17 @@ def empty_store(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def cnn_run(tmp_path_factory):
-    """One default-config cnn run through the CLI, shortened; shared by the tests that inspect it."""
-    cwd = tmp_path_factory.mktemp("cnn_run")
-    proc = run_fer("fer.train", *CNN_ARGS, cwd=cwd)
+    """One default-config cnn run through the CLI, shortened; shared by the tests that inspect it, and made once
+    for all xdist workers (the first to need it trains it, under a lock; the others read it)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # one folder for all of this session
+    cwd = shared / "cnn_run"
+    with FileLock(str(shared / "cnn_run.lock")):
+        if not (cwd / "proc.json").exists():
+            cwd.mkdir(exist_ok=True)
+            proc = run_fer("fer.train", *CNN_ARGS, cwd=cwd)
+            (cwd / "proc.json").write_text(json.dumps([proc.returncode, proc.stdout, proc.stderr]))
+    code, stdout, stderr = json.loads((cwd / "proc.json").read_text())
     client, run = only_run(cwd)
-    return cwd, client, run, proc
+    return cwd, client, run, subprocess.CompletedProcess(["fer.train", *CNN_ARGS], code, stdout, stderr)
 

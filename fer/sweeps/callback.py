@@ -25,9 +25,10 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
+from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
-from fer.errors import EXIT_CODES
+from fer.errors import EXIT_BAD_INPUT, EXIT_CODES, ConfigError
 from fer.sweeps.comparison import log_comparison
 from fer.tracking import tags
 from fer.tracking.provenance import TRAIN_COMMAND, provenance_tags
@@ -110,7 +111,7 @@ class SweepCallback(Callback):
         sweep_dir = Path(str(config.hydra.sweep.dir))
         overrides = _own_overrides(config.hydra.overrides.task)
         if config.get("resume"):
-            run = client.get_run(config.resume)
+            run = _sweep_parent_run(client, config.resume)
             client.update_run(run.info.run_id, status="RUNNING")
             print(f"fer: continuing sweep {run.info.run_id} ({shlex.join(overrides)})")
         else:
@@ -178,6 +179,20 @@ class SweepCallback(Callback):
             state = "aborted by a failing job" if aborted else f"{len(failed)} not finished"
             print(f"fer: sweep {parent_id}: {len(jobs)} jobs, {state}; comparison in the parent run", flush=True)
         print(f"fer:   {url}", flush=True)
+
+
+def _sweep_parent_run(client, run_id: str):
+    """The parent run `resume=` names in a multirun; anything else stops the sweep before it starts (Hydra would
+    only warn about an exception raised here)."""
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        run = None
+    if run is None or run.data.tags.get(tags.ROLE) != tags.SWEEP_ROLE:
+        error = ConfigError("resume", f"the id of a sweep's parent run in {client.tracking_uri} to continue", run_id)
+        print(f"fer: error: {error}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_BAD_INPUT)
+    return run
 
 
 def continue_command(config: DictConfig, parent_id: str) -> str:
