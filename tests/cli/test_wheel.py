@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,8 @@ def run(*args, cwd: Path, env: dict | None = None) -> subprocess.CompletedProces
 
 @pytest.fixture(scope="module")
 def venv_python(tmp_path_factory) -> Path:
-    """A venv that sees this machine's packages (torch, mlflow, …) but holds its own fer, from the wheel."""
+    """A fresh venv holding its own fer, from the wheel, that also sees this environment's packages (torch, mlflow,
+    …) behind its own, as `--system-site-packages` would when this environment is the system's."""
     root = tmp_path_factory.mktemp("wheel")
     source = root / "source"
     listed = run("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=REPO).stdout
@@ -34,8 +36,11 @@ def venv_python(tmp_path_factory) -> Path:
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", root / "dist", source,
         cwd=root)
     (wheel,) = (root / "dist").glob("fer_lab-*.whl")
-    run(sys.executable, "-m", "venv", "--system-site-packages", root / "venv", cwd=root)
+    run(sys.executable, "-m", "venv", root / "venv", cwd=root)
     python = root / "venv" / "bin" / "python"
+    (own_site,) = (root / "venv" / "lib").glob("python*/site-packages")
+    outer = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+    (own_site / "outer-environment.pth").write_text("".join(f"import site; site.addsitedir({p!r})\n" for p in outer))
     run(python, "-m", "pip", "install", "--no-deps", "--no-index", "-q", wheel, cwd=root)
     return python
 
