@@ -22,7 +22,7 @@ from fer.explain.render import check_layers
 from fer.models import count_params
 from fer.sweeps.callback import sweep_job, sweep_parent
 from fer.tracking import ddp, resume, tags
-from fer.tracking.provenance import flatten, provenance_tags, run_name
+from fer.tracking.provenance import description, flatten, provenance_tags, run_name
 from fer.tracking.run import RunResult, TrackedRun
 from fer.training.faults import FiniteLoss, Interruption, divergence_hint
 from fer.training.module import FERModule
@@ -58,6 +58,7 @@ def train(cfg: DictConfig) -> RunResult:
     run = TrackedRun.open(cfg, name, params, run_tags, (output_dir() / "checkpoints").resolve(), resumed,
                           job_overrides())
     run.log_skipped_rows(splits.skipped)
+    run.log_datasets(splits, cfg.data)
     texts = {"config.yaml": OmegaConf.to_yaml(cfg, resolve=True), "model_summary.txt": model_summary(module)}
     interruption = Interruption()
     callbacks = [RunArtifacts(run.client, run.run_id, name, texts), FiniteLoss(divergence_hint(cfg.norm.name)),
@@ -71,9 +72,10 @@ def train(cfg: DictConfig) -> RunResult:
                     weights_only=True)
         trainer.test(module, datamodule=datamodule, ckpt_path="best" if ckpt.best_model_path else None,
                      verbose=False, weights_only=True)
-        run.finish(ckpt.best_model_path)
+        test_acc = float(trainer.callback_metrics.get("test_acc", float("nan")))
+        run.finish(ckpt.best_model_path, description(cfg, params, test_acc, run_tags[tags.COMMAND]))
     best_val_acc = float(ckpt.best_model_score) if ckpt.best_model_score is not None else float("nan")
-    return run.result(float(trainer.callback_metrics.get("test_acc", float("nan"))), best_val_acc)
+    return run.result(test_acc, best_val_acc)
 
 
 @entry_point("config")

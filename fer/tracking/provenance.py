@@ -8,6 +8,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from mlflow.tracking.context.registry import resolve_tags
 from omegaconf import DictConfig, OmegaConf
 
 from fer.tracking import tags
@@ -58,11 +59,21 @@ def git_tags() -> dict[str, str]:
 
 def provenance_tags(overrides: list[str]) -> dict[str, str]:
     """What re-running this run months later needs: the command (this job's overrides, also inside a
-    multirun sweep), the code and the package versions."""
-    found = {tags.COMMAND: shlex.join([*TRAIN_COMMAND, *overrides]), **git_tags()}
+    multirun sweep), the code and the package versions; with the context tags `mlflow.start_run` would set
+    (user, source name and type), so the UI shows who ran it from what."""
+    found = {**resolve_tags(), tags.COMMAND: shlex.join([*TRAIN_COMMAND, *overrides]), **git_tags()}
     for pkg in PACKAGES:
         try:
             found[tags.VERSION + pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             pass
     return found
+
+
+def description(cfg: DictConfig, params: dict, test_acc: float, command: str) -> str:
+    """The run's note in the UI: what was trained on what, how well, and how to do it again."""
+    data = cfg.data.path or f"synthetic faces (seed {cfg.data.seed})"
+    return (f"**{run_name(cfg)}**: {cfg.model.name} with {cfg.act.name}, {int(params['params_total']):,} parameters, "
+            f"trained {cfg.trainer.max_epochs} epochs on {cfg.data.name} ({data}; {params['data.rows_train']} "
+            f"training rows), optimizer {cfg.optim.name} lr {cfg.optim.lr}.\n\n"
+            f"Test accuracy: **{test_acc:.4f}**.\n\nReproduce: `{command}`\n")

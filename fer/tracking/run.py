@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from fer.errors import EXIT_CODES
 from fer.tracking import ddp, tags
+from fer.tracking.lineage import dataset_inputs
 from fer.tracking.logger import ResumedLogger, RunLogger
 from fer.tracking.resume import Resumed, resume_command
 from fer.tracking.store import client_for, experiment_id, run_url, set_tags, start_run, ui_command
@@ -41,6 +42,7 @@ class TrackedRun:
         self.client, self.experiment_id, self.run_id, self.name = client, experiment_id, run_id, name
         self.checkpoint_dir, self.logger, self.tracking, self.overrides = checkpoint_dir, logger, tracking, overrides
         self.in_sweep = False  # a sweep's child: the sweep says how to continue it, not each job
+        self.resumed = False  # its inputs were logged when it started
 
     @classmethod
     def open(cls, cfg: DictConfig, name: str, params: dict, run_tags: dict[str, str], checkpoint_dir: Path,
@@ -65,7 +67,7 @@ class TrackedRun:
             logger = RunLogger(**logger_args, run_id=run_id)
         ddp.share_run(run_id, checkpoint_dir)
         run = cls(client, exp_id, run_id, name, checkpoint_dir, logger, cfg.tracking, overrides)
-        run.in_sweep = tags.PARENT_RUN in run_tags
+        run.in_sweep, run.resumed = tags.PARENT_RUN in run_tags, bool(resumed and resumed.run_id)
         return run
 
     def log_skipped_rows(self, skipped: list[tuple[int, str]]) -> None:
@@ -78,6 +80,11 @@ class TrackedRun:
         writer.writerow(["line", "reason"])
         writer.writerows(skipped)
         self.client.log_text(self.run_id, out.getvalue(), "skipped_rows.csv")
+
+    def log_datasets(self, splits, data_cfg) -> None:
+        """The splits as the run's dataset inputs (training, validation, test), once."""
+        if not self.resumed:
+            self.client.log_inputs(self.run_id, datasets=dataset_inputs(splits, data_cfg))
 
     @contextmanager
     def closing(self, interruption):
@@ -102,11 +109,12 @@ class TrackedRun:
             self.client.set_terminated(self.run_id, "FAILED")
             raise
 
-    def finish(self, best_checkpoint: str) -> None:
-        """Keep the best checkpoint in the run and close it FINISHED."""
+    def finish(self, best_checkpoint: str, note: str) -> None:
+        """Keep the best checkpoint in the run, describe the run (`note`, markdown) and close it FINISHED."""
         if best_checkpoint:
             self.client.log_artifact(self.run_id, best_checkpoint, "checkpoints")
             set_tags(self.client, self.run_id, {tags.CHECKPOINT: f"checkpoints/{Path(best_checkpoint).name}"})
+        set_tags(self.client, self.run_id, {tags.NOTE: note})
         self.client.set_terminated(self.run_id, "FINISHED")
 
     def result(self, test_acc: float, best_val_acc: float) -> RunResult:
@@ -125,11 +133,14 @@ class JoinedRun(TrackedRun):
     def log_skipped_rows(self, skipped: list[tuple[int, str]]) -> None:
         pass
 
+    def log_datasets(self, splits, data_cfg) -> None:
+        pass
+
     @contextmanager
     def closing(self, interruption):
         yield
 
-    def finish(self, best_checkpoint: str) -> None:
+    def finish(self, best_checkpoint: str, note: str) -> None:
         pass
 
     def result(self, test_acc: float, best_val_acc: float) -> RunResult:

@@ -20,6 +20,7 @@ from mlflow.tracking._tracking_service.utils import get_default_host_creds
 from mlflow.utils.rest_utils import http_request
 
 from fer.errors import FerError
+from fer.tracking import tags
 from fer.tracking.spool import DeliveringClient, quiet_http_retries, unreachable, when_free
 
 PREFLIGHT_S = 5.0
@@ -112,7 +113,8 @@ def experiment_id(client: MlflowClient, tracking) -> str:
             return exp.experiment_id
         location = Path(tracking.artifact_root).resolve().as_uri() if tracking.artifact_root else None
         try:
-            return client.create_experiment(name, artifact_location=location)
+            return client.create_experiment(name, artifact_location=location,
+                                            tags={tags.EXPERIMENT_KIND: tags.MODEL_TRAINING})
         except MlflowException as e:  # another process made it first (a server has no lock of ours)
             if e.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise

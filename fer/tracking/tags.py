@@ -20,3 +20,9 @@ OVERRIDES = "fer.overrides"  # a child's own overrides
 JOB = "fer.job"  # a child's Hydra job number
 BEST_RUN = "fer.best_run"  # on a parent: its child with the best val acc
 OPTUNA = "fer.optuna."  # + best_trial, best_value, best_run, study, direction
+
+EXPERIMENT_KIND = "mlflow.experimentKind"  # the MLflow UI opens an experiment of MODEL_TRAINING on its training side
+MODEL_TRAINING = "custom_model_development"
+NOTE = "mlflow.note.content"  # the run's description in the UI
+DATASET_CONTEXT = "mlflow.data.context"  # on a run's dataset input: training, validation or test
+CLASS_COUNTS = "fer.class_counts"  # on a dataset input: rows per class, in label order

@@ -22,6 +22,24 @@ def test_default_cnn_run_is_complete(cnn_run):
     assert "mlflow.source.git.commit" in run.data.tags and "fer.version.torch" in run.data.tags
 
 
+def test_run_shows_in_the_ui_as_model_training_with_its_source_note_and_datasets(cnn_run):
+    _, client, run, _ = cnn_run
+    assert client.get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    assert run.data.tags["mlflow.user"] and run.data.tags["mlflow.source.type"] == "LOCAL"
+    assert run.data.tags["mlflow.source.name"].endswith("fer/train.py")
+    note = run.data.tags["mlflow.note.content"]
+    assert f"Test accuracy: **{run.data.metrics['test_acc']:.4f}**" in note and " ".join(CNN_ARGS) in note
+    inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
+    assert list(inputs) == ["synthetic-train", "synthetic-val", "synthetic-test"]
+    for name, context, rows in (("train", "training", 480), ("val", "validation", 160), ("test", "test", 160)):
+        found = inputs[f"synthetic-{name}"]
+        found_tags = {t.key: t.value for t in found.tags}
+        assert found_tags["mlflow.data.context"] == context
+        assert sum(json.loads(found_tags["fer.class_counts"])) == rows == int(run.data.params[
+            f"data.rows_{'test_test' if name == 'test' else name}"])
+        assert json.loads(found.dataset.source)["tags"]["generator"] == "fer.data.synthetic"
+
+
 def test_confusion_matrix_matches_test_accuracy(cnn_run):
     _, client, run, _ = cnn_run
     doc = json.loads(artifact_bytes(client, run.info.run_id, "confusion_matrix.json"))
