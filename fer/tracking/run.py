@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
 from fer.errors import EXIT_CODES
@@ -22,7 +23,7 @@ from fer.tracking import ddp, tags
 from fer.tracking.lineage import dataset_inputs
 from fer.tracking.logger import ResumedLogger, RunLogger
 from fer.tracking.resume import Resumed, resume_command
-from fer.tracking.store import client_for, experiment_id, run_url, set_tags, start_run, ui_command
+from fer.tracking.store import client_for, experiment_id, run_url, set_tags, start_run, store_lock, ui_command
 from fer.training.faults import stop_cause
 
 
@@ -82,9 +83,20 @@ class TrackedRun:
         self.client.log_text(self.run_id, out.getvalue(), "skipped_rows.csv")
 
     def log_datasets(self, splits, data_cfg) -> None:
-        """The splits as the run's dataset inputs (training, validation, test), once."""
-        if not self.resumed:
-            self.client.log_inputs(self.run_id, datasets=dataset_inputs(splits, data_cfg))
+        """The splits as the run's dataset inputs (training, validation, test), once. MLflow makes a dataset on
+        first use without guarding against another process making the same one at once (the parallel jobs of a
+        sweep on one data set), so a sqlite store is locked around it and a clash is tried once more."""
+        if self.resumed:
+            return
+        inputs = dataset_inputs(splits, data_cfg)
+        for attempt in (1, 2):
+            try:
+                with store_lock(self.client.tracking_uri):
+                    self.client.log_inputs(self.run_id, datasets=inputs)
+                return
+            except MlflowException as e:
+                if attempt == 2 or "UNIQUE constraint" not in str(e) and e.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
 
     @contextmanager
     def closing(self, interruption):
