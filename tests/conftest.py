@@ -44,17 +44,3 @@ def cnn_run(tmp_path_factory):
     code, stdout, stderr = json.loads((cwd / "proc.json").read_text())
     client, run = only_run(cwd)
     return cwd, client, run, subprocess.CompletedProcess(["fer.train", *CNN_ARGS], code, stdout, stderr)
-
-
-
-# The files that take longest go first, so the two workers do not end with one of them alone on a long file.
-SLOWEST_FIRST = ("cli/test_wheel.py", "tracking/test_tracking_faults.py", "sweeps/test_sweep_stop.py",
-                 "sweeps/test_sweep.py", "tracking/test_resume.py")
-
-
-def pytest_collection_modifyitems(items):
-    def rank(item) -> int:
-        path = item.path.as_posix()
-        return next((i for i, name in enumerate(SLOWEST_FIRST) if path.endswith(name)), len(SLOWEST_FIRST))
-
-    items.sort(key=rank)

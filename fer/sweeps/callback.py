@@ -32,6 +32,7 @@ from fer.errors import EXIT_BAD_INPUT, EXIT_CODES, ConfigError
 from fer.sweeps.comparison import log_comparison
 from fer.tracking import tags
 from fer.tracking.provenance import TRAIN_COMMAND, provenance_tags
+from fer.tracking.resume import own_overrides
 from fer.tracking.store import client_for, experiment_id, run_url
 from fer.training.faults import Stopped
 
@@ -47,10 +48,6 @@ def _sweep_dir() -> Path | None:
     return Path(HydraConfig.get().sweep.dir)
 
 
-def _own_overrides(overrides) -> list[str]:
-    return [o for o in overrides if not o.startswith("resume=")]
-
-
 def sweep_parent() -> dict[str, str]:
     """Tags that make this job a child of its sweep's parent run; empty outside a multirun."""
     folder = _sweep_dir()
@@ -59,7 +56,7 @@ def sweep_parent() -> dict[str, str]:
     hc = HydraConfig.get()
     parent_id = (folder / PARENT_FILE).read_text().split()[0]
     return {tags.PARENT_RUN: parent_id, tags.SWEEP: parent_id, tags.SWEEP_DIR: str(folder),
-            tags.OVERRIDES: " ".join(_own_overrides(hc.overrides.task)), tags.JOB: str(hc.job.num)}
+            tags.OVERRIDES: " ".join(own_overrides(hc.overrides.task)), tags.JOB: str(hc.job.num)}
 
 
 def sweep_job(job: Callable[[], float]) -> float:
@@ -109,7 +106,7 @@ class SweepCallback(Callback):
         client = client_for(config.tracking.uri)
         exp_id = experiment_id(client, config.tracking)
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        overrides = _own_overrides(config.hydra.overrides.task)
+        overrides = own_overrides(config.hydra.overrides.task)
         if config.get("resume"):
             run = _sweep_parent_run(client, config.resume)
             client.update_run(run.info.run_id, status="RUNNING")
@@ -198,5 +195,5 @@ def _sweep_parent_run(client, run_id: str):
 def continue_command(config: DictConfig, parent_id: str) -> str:
     """The multirun again, launcher settings included, into the same parent run."""
     hydra_overrides = [o for o in config.hydra.overrides.hydra if not o.startswith(("hydra.sweep.dir", "hydra.mode"))]
-    return shlex.join([*TRAIN_COMMAND, "-m", *hydra_overrides, *_own_overrides(config.hydra.overrides.task),
+    return shlex.join([*TRAIN_COMMAND, "-m", *hydra_overrides, *own_overrides(config.hydra.overrides.task),
                        f"resume={parent_id}"])

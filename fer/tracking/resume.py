@@ -50,7 +50,7 @@ def locate(cfg: DictConfig, overrides: list[str]) -> Resumed:
     if run.data.tags.get(tags.ROLE) == tags.SWEEP_ROLE:
         run = _sweep_child(client, run, overrides)
         if run is None:
-            return Resumed(None, validate(compose("config", [*_own(overrides), "resume=null"])))
+            return Resumed(None, validate(compose("config", [*own_overrides(overrides), "resume=null"])))
         if run.info.status == "FINISHED":
             best = max((m.value for m in client.get_metric_history(run.info.run_id, "val_acc")), default=float("nan"))
             return Resumed(run.info.run_id, cfg, kept=(run.info.run_id, best))
@@ -60,8 +60,8 @@ def locate(cfg: DictConfig, overrides: list[str]) -> Resumed:
     if not command or not ckpt_dir:
         raise FerError(f"run {run_id} was not started by `python -m fer.train` (no {tags.COMMAND} or "
                        f"{tags.CHECKPOINT_DIR} tag): it cannot be resumed")
-    stored = _own(shlex.split(command)[len(TRAIN_COMMAND):])
-    new = validate(compose("config", [*stored, *_own(overrides), f"resume={run_id}"]))
+    stored = own_overrides(shlex.split(command)[len(TRAIN_COMMAND):])
+    new = validate(compose("config", [*stored, *own_overrides(overrides), f"resume={run_id}"]))
     _check_unchanged(run, new)
     if run.info.status == "FINISHED" and new.trainer.max_epochs <= int(run.data.params["trainer.max_epochs"]):
         raise ConfigError("trainer.max_epochs", f"more than the {run.data.params['trainer.max_epochs']} epochs "
@@ -76,17 +76,17 @@ def locate(cfg: DictConfig, overrides: list[str]) -> Resumed:
     return Resumed(run_id, new, Path(ckpt_dir), last if last.is_file() else None, logged)
 
 
-def _own(overrides: list[str]) -> list[str]:
+def own_overrides(overrides) -> list[str]:
     """A job's overrides without the `resume=` that brought it back."""
     return [o for o in overrides if not o.startswith("resume=")]
 
 
 def _sweep_child(client: MlflowClient, parent, overrides: list[str]):
     """The child run of sweep `parent` that this job (its overrides) started, or None if it never started."""
-    own = " ".join(_own(overrides))
+    own = " ".join(own_overrides(overrides))
     runs = client.search_runs([parent.info.experiment_id], f"tags.{tags.PARENT_RUN} = '{parent.info.run_id}'",
                               max_results=10000)
-    mine = [r for r in runs if " ".join(_own(r.data.tags.get(tags.OVERRIDES, "").split())) == own]
+    mine = [r for r in runs if " ".join(own_overrides(r.data.tags.get(tags.OVERRIDES, "").split())) == own]
     return max(mine, key=lambda r: r.info.start_time) if mine else None
 
 
