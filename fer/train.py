@@ -24,6 +24,7 @@ from fer.sweeps.callback import sweep_job, sweep_parent
 from fer.tracking import ddp, resume, tags
 from fer.tracking.provenance import description, flatten, provenance_tags, run_name
 from fer.tracking.run import RunResult, TrackedRun
+from fer.tracking.store import check_server
 from fer.training.faults import FiniteLoss, Interruption, divergence_hint
 from fer.training.module import FERModule
 from fer.training.trainer import build_trainer
@@ -31,6 +32,7 @@ from fer.training.trainer import build_trainer
 
 def train(cfg: DictConfig) -> RunResult:
     validate(cfg)
+    check_server(cfg.tracking.uri)  # a server that is down or refuses us fails in seconds, before the data is read
     ddp.check_launch(cfg)
     resumed = resume.locate(cfg, job_overrides()) if cfg.resume else None
     if resumed and resumed.kept:  # a continued sweep's job whose run had finished

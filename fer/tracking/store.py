@@ -104,6 +104,13 @@ def client_for(uri: str) -> DeliveringClient:
     return delivering(uri)
 
 
+def check_server(uri: str) -> None:
+    """Fail now when a tracking server does not answer or refuses this process (a local store is made later,
+    only once the data has been read)."""
+    if resolve_uri(uri).startswith(("http://", "https://")):
+        client_for(uri)
+
+
 def experiment_id(client: MlflowClient, tracking) -> str:
     """The id of `tracking.experiment`, creating it (with artifacts under `tracking.artifact_root`) if new."""
     name = tracking.experiment
