@@ -7,6 +7,7 @@ import contextlib
 import gzip
 import io
 import os
+import pickle
 import runpy
 import signal
 import socket
@@ -178,6 +179,22 @@ def vgg_params(depth: int, width: int) -> int:
             total += 9 * c_in * c + 2 * c
             c_in = c
     return total + (512 * width + width) + (width * width + width) + (width * 7 + 7)
+
+
+class _Payload:
+    """What a tampered checkpoint runs on an unpickling load: it touches `marker`."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (self.marker.touch, ())
+
+
+def tamper(checkpoint: Path, marker: Path) -> None:
+    """Replace `checkpoint` by a pickle that would create `marker` if anything unpickled it."""
+    marker.unlink(missing_ok=True)
+    checkpoint.write_bytes(pickle.dumps({"state_dict": _Payload(marker)}))
 
 
 # --- a real mlflow server -------------------------------------------------------------------------------

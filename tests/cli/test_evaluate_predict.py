@@ -4,12 +4,11 @@ one line what is wrong when the run's checkpoint is gone or is not one fer wrote
 from __future__ import annotations
 
 import csv
-import pickle
 import shutil
 from pathlib import Path
 
 import pytest
-from helpers import QUICK, call_fer, only_run, run_fer
+from helpers import QUICK, call_fer, only_run, run_fer, tamper
 
 from fer.data.synthetic import generate
 
@@ -86,25 +85,17 @@ def test_a_missing_checkpoint_artifact_is_one_line_naming_it(finished, tmp_path,
     assert "point tracking.uri at the store that holds it" in line
 
 
-class Payload:
-    """What a tampered checkpoint would run on an unpickling load."""
-
-    def __reduce__(self):
-        return (Path("/tmp/fer-tampered-checkpoint-ran").touch, ())
-
-
 @pytest.mark.parametrize("command", ["fer.evaluate", "fer.predict"])
 def test_a_foreign_checkpoint_is_refused_without_running_it(finished, tmp_path, command):
     cwd, _, run = finished
     ckpt = checkpoint_file(run)
     shutil.copy2(ckpt, tmp_path / "kept.ckpt")
-    Path("/tmp/fer-tampered-checkpoint-ran").unlink(missing_ok=True)
-    ckpt.write_bytes(pickle.dumps({"state_dict": Payload()}))
+    tamper(ckpt, tmp_path / "payload-ran")
     try:
         proc = run_fer(command, f"run_id={run.info.run_id}", cwd=cwd, check=False)
     finally:
         shutil.copy2(tmp_path / "kept.ckpt", ckpt)
-    assert not Path("/tmp/fer-tampered-checkpoint-ran").exists()
+    assert not (tmp_path / "payload-ran").exists()
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "weights_only=False" not in proc.stderr
     (line,) = proc.stderr.strip().splitlines()
     assert line == (f"fer: error: run {run.info.run_id}: the artifact {run.data.tags['fer.checkpoint']} holds "

@@ -4,7 +4,6 @@ the same run with each epoch's metrics once, a diverging loss fails the run nami
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import QUICK, call_fer, only_run, store
+from helpers import QUICK, call_fer, only_run, store, tamper
 
 from fer.tracking.store import store_lock
 
@@ -102,21 +101,13 @@ def test_non_finite_loss_fails_the_run_naming_the_step(tmp_path):
     assert "NonFiniteLoss" in open(error).read()
 
 
-class Payload:
-    """What a tampered checkpoint would run on an unpickling load."""
-
-    def __reduce__(self):
-        return (Path("/tmp/fer-tampered-last-ran").touch, ())
-
-
 def test_a_foreign_last_checkpoint_is_refused_before_resuming(tmp_path):
     assert call_fer("fer.train", *QUICK, "trainer.max_epochs=1", "explain=none", cwd=tmp_path).returncode == 0
     client, run = only_run(tmp_path)
     last = Path(run.data.tags["fer.checkpoint_dir"]) / "last.ckpt"
-    last.write_bytes(pickle.dumps({"state_dict": Payload()}))
-    Path("/tmp/fer-tampered-last-ran").unlink(missing_ok=True)
+    tamper(last, tmp_path / "payload-ran")
     proc = call_fer("fer.train", f"resume={run.info.run_id}", "trainer.max_epochs=2", cwd=tmp_path)
-    assert proc.returncode == 2 and not Path("/tmp/fer-tampered-last-ran").exists()
+    assert proc.returncode == 2 and not (tmp_path / "payload-ran").exists()
     assert proc.stderr.strip().splitlines()[-1] == (
         f"fer: error: run {run.info.run_id}: its last checkpoint {last} holds objects other than tensors, so it is "
         "not a checkpoint fer wrote; nothing in it was run: replace it with a trusted copy, or train the run again")
