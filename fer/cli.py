@@ -3,6 +3,7 @@ bringing back a finished run (its config and best checkpoint, loaded without unp
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
@@ -22,21 +23,35 @@ from fer.data.load import load_splits
 from fer.data.splits import Splits
 from fer.errors import FerError, guarded
 from fer.tracking import tags
+from fer.tracking.logged_model import run_of
 from fer.tracking.store import client_for
 from fer.training.checkpoint import load_checkpoint
 from fer.training.module import FERModule
 
 
-def entry_point(config_name: str, schemas: dict[str, type] | None = None):
+def entry_point(config_name: str, schemas: dict[str, type] | None = None, takes_model_uri: bool = False):
     """`@entry_point("config")` over `main(cfg)`: registers fer's config schemas (and `schemas`, name → root
     schema) now, so Hydra finds them also in a launcher's worker; composes `conf/<config_name>.yaml` with the
     command line; and ends any FerError, Hydra's own composition errors included, as one `fer: error:` line
-    and exit 2."""
+    and exit 2.
+
+    With `takes_model_uri`, `model=models:/…` on the command line sets the key `model_uri`: Hydra would read
+    `model=` as a choice of training's config group `model/`, which a command that restores a model has no use
+    for."""
     register_schemas(schemas)
 
     def decorate(main):
         composed = hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(guarded(main))
-        return reports_config_errors(composed)
+        checked = reports_config_errors(composed)
+        if not takes_model_uri:
+            return checked
+
+        @functools.wraps(checked)
+        def with_model_uri():
+            sys.argv = [f"model_uri={a.removeprefix('model=')}" if a.startswith("model=") else a for a in sys.argv]
+            return checked()
+
+        return with_model_uri
 
     return decorate
 
@@ -61,6 +76,15 @@ def download(client, run, path: str, into: str) -> str:
                        "it, or train the run again") from None
 
 
+def run_to_restore(cfg: DictConfig) -> str:
+    """The run `run_id=` names, or the run that trained `model=models:/…` (`model_uri`)."""
+    run_id, model_uri = cfg.get("run_id"), cfg.get("model_uri")
+    if bool(run_id) == bool(model_uri):
+        raise FerError("give the model to use as run_id=<run id> or model=models:/<name>@<alias> (or "
+                       f"models:/<name>/<version>), one of them; found run_id={run_id} model={model_uri}")
+    return run_id or run_of(client_for(cfg.tracking.uri), model_uri)
+
+
 @dataclass
 class Restored:
     cfg: DictConfig
@@ -69,11 +93,9 @@ class Restored:
     module: FERModule
 
 
-def restore(uri: str, run_id: str, data_cfg: DictConfig | None = None) -> tuple[object, Restored]:
-    """The client of the store at `uri` and the run `run_id`'s model with its best weights, with its data (or
-    `data_cfg` in its place)."""
+def saved_run(client, run_id: str) -> tuple[DictConfig, dict]:
+    """The run `run_id`'s config and its best checkpoint's state dict (read without unpickling)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per small file only hides the rest
-    client = client_for(uri)
     try:
         run = client.get_run(run_id)
     except MlflowException as e:
@@ -84,11 +106,24 @@ def restore(uri: str, run_id: str, data_cfg: DictConfig | None = None) -> tuple[
     with tempfile.TemporaryDirectory() as tmp:
         run_cfg = OmegaConf.load(download(client, run, "config.yaml", tmp))
         state = load_checkpoint(download(client, run, checkpoint, tmp), f"run {run_id}: the artifact {checkpoint}")
+    return run_cfg, state["state_dict"]
+
+
+def restored_module(run_cfg: DictConfig, state_dict: dict, test_names: list[str]) -> FERModule:
+    module = FERModule(OmegaConf.to_container(run_cfg, resolve=True), test_names)
+    module.load_state_dict(state_dict)
+    return module
+
+
+def restore(uri: str, run_id: str, data_cfg: DictConfig | None = None) -> tuple[object, Restored]:
+    """The client of the store at `uri` and the run `run_id`'s model with its best weights, with its data (or
+    `data_cfg` in its place)."""
+    client = client_for(uri)
+    run_cfg, state_dict = saved_run(client, run_id)
     if data_cfg is not None:
         run_cfg.data = data_cfg
     splits = load_splits(run_cfg.data)
     if not splits.tests:
         splits.tests = {"val": splits.val}
-    module = FERModule(OmegaConf.to_container(run_cfg, resolve=True), list(splits.tests))
-    module.load_state_dict(state["state_dict"])
+    module = restored_module(run_cfg, state_dict, list(splits.tests))
     return client, Restored(run_cfg, splits, FERDataModule(splits, run_cfg.data, run_cfg.aug), module)

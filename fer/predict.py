@@ -1,14 +1,27 @@
-"""`python -m fer.predict run_id=… data=hw3 data.path=…`: a Kaggle-style `id,label` csv from a run's model."""
+"""`python -m fer.predict (run_id=… | model=models:/…) …`: a trained model on new faces, two ways.
+
+`data=hw3 data.path=…`: a Kaggle-style `id,label` csv for a data set's rows. `images=<photo or folder>`: the
+faces in ordinary photos (fer/data/photos.py) into `predictions.csv` and annotated copies of the photos.
+"""
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.progress import Progress
 
-from fer.cli import entry_point, restore
+from fer.artifacts.annotated import rows, write_annotated, write_csv
+from fer.cli import entry_point, restore, restored_module, run_to_restore, saved_run
+from fer.data.photos import DETECTORS, faces_in, photo_files
 from fer.data.splits import Split
+from fer.errors import ConfigError
+from fer.tracking.store import client_for
 from fer.training.trainer import inference_trainer
 
 
@@ -21,20 +34,63 @@ def rows_to_predict(splits) -> Split:
                  rows=np.concatenate([p.rows if p.rows is not None else np.arange(1, len(p) + 1) for p in parts]))
 
 
-@entry_point("predict")
-def main(cfg) -> None:
-    _, r = restore(cfg.tracking.uri, cfg.run_id, cfg.get("data"))
+def predict_rows(cfg: DictConfig, run_id: str) -> None:
+    _, r = restore(cfg.tracking.uri, run_id, cfg.get("data"))
     target = rows_to_predict(r.splits)
     r.splits.predict = target
     probs = torch.cat(inference_trainer(cfg.accelerator).predict(r.module, datamodule=r.datamodule))
     labels = probs.argmax(dim=1).numpy()
     ids = target.ids if target.ids is not None else target.rows
-    out = Path(cfg.output)
+    out = Path(cfg.output or "predictions.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w") as f:
         f.write("id,label\n")
         f.writelines(f"{i},{int(y)}\n" for i, y in zip(ids, labels, strict=True))
     print(f"fer: wrote {len(labels)} predictions to {out.resolve()}")
+
+
+def predict_photos(cfg: DictConfig, run_id: str) -> None:
+    """Every photo in turn: faces found, classified, drawn; a photo without a face or one that cannot be read
+    is said (once each) and the rest goes on."""
+    DETECTORS.get(cfg.detect)
+    if cfg.margin < 0:
+        raise ConfigError("margin", "0 or more (a fraction of the face's size)", cfg.margin)
+    files = photo_files(cfg.images)
+    client = client_for(cfg.tracking.uri)
+    module = restored_module(*saved_run(client, run_id), ["test"])
+    if cfg.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        module = module.cuda()
+    out = Path(cfg.output or "predictions")
+    (out / "annotated").mkdir(parents=True, exist_ok=True)
+    table, faces_seen, start = [], 0, time.perf_counter()
+    console = Console(stderr=True, highlight=False)
+    with Progress(console=console, transient=True) as progress:
+        photos = progress.track(files, description="photos")
+        for name, rgb, faces in faces_in(cfg.images, photos, cfg.detect, cfg.margin,
+                                         lambda line: console.print(f"fer: {line}", markup=False, soft_wrap=True)):
+            probs = module.classify(np.stack([f.pixels for f in faces]))
+            table += rows(name, faces, probs)
+            faces_seen += len(faces)
+            write_annotated(out / "annotated" / name, rgb, faces, probs)
+    seconds = time.perf_counter() - start
+    write_csv(out / "predictions.csv", table)
+    print(f"fer: {faces_seen} faces in {len(files)} photos ({seconds:.1f} s, {faces_seen / seconds:.1f} faces/s): "
+          f"{(out / 'predictions.csv').resolve()} and {(out / 'annotated').resolve()}/")
+    if cfg.log_to_run:
+        client.log_artifacts(run_id, str(out), "predictions")
+        print(f"fer: logged them into run {run_id} under predictions/")
+    if not faces_seen:
+        print("fer: note: no face was found; for photos that are already cropped faces use detect=none",
+              file=sys.stderr)
+
+
+@entry_point("predict", takes_model_uri=True)
+def main(cfg) -> None:
+    run_id = run_to_restore(cfg)
+    if cfg.images:
+        predict_photos(cfg, run_id)
+    else:
+        predict_rows(cfg, run_id)
 
 
 if __name__ == "__main__":

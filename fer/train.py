@@ -75,6 +75,7 @@ def train(cfg: DictConfig) -> RunResult:
         trainer.test(module, datamodule=datamodule, ckpt_path="best" if ckpt.best_model_path else None,
                      verbose=False, weights_only=True)
         test_acc = float(trainer.callback_metrics.get("test_acc", float("nan")))
+        run.log_model(module)
         run.finish(ckpt.best_model_path, description(cfg, params, test_acc, run_tags[tags.COMMAND]))
     best_val_acc = float(ckpt.best_model_score) if ckpt.best_model_score is not None else float("nan")
     return run.result(test_acc, best_val_acc)

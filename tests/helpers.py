@@ -32,7 +32,8 @@ from fer.tracking import tags
 # --- running fer ----------------------------------------------------------------------------------------
 
 # Small synthetic runs: enough to exercise every code path, short enough for the CPU suite budget.
-QUICK = ["data.n_train=480", "data.n_val=160", "data.n_test=160", "trainer.max_epochs=2", "trainer.progress_bar=false"]
+QUICK = ["data.n_train=480", "data.n_val=160", "data.n_test=160", "trainer.max_epochs=2", "trainer.progress_bar=false",
+         "tracking.log_model=false"]
 # The shared cnn run also renders its explanations every epoch, with a shorter gradient ascent.
 CNN_ARGS = [*QUICK, "explain.every_n_epochs=1", "explain.filters.steps=40"]
 
@@ -167,6 +168,32 @@ def write_hw3(folder, train_images, train_labels, test_images=None, test_ids=Non
 def save(path, image: np.ndarray, mode="L"):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).convert(mode).save(path)
+
+
+# --- photos -----------------------------------------------------------------------------------------------
+
+ASTRONAUT_FACE = (175, 60, 275, 165)  # left, top, right, bottom of Eileen Collins's face in skimage's astronaut.png
+
+
+def astronaut() -> np.ndarray:
+    """A real face photograph, RGB 512×512, as scikit-image ships it inside its wheel."""
+    import skimage.data
+
+    return skimage.data.astronaut()
+
+
+def write_photos(folder: Path) -> dict[str, int]:
+    """Photos a user might have, with how many faces each holds: one face (JPEG), the same photo twice side by
+    side (PNG), a photo of coffee (WebP), and a file that is no image."""
+    import skimage.data
+
+    folder.mkdir(parents=True, exist_ok=True)
+    face = astronaut()
+    Image.fromarray(face).save(folder / "astronaut.jpg", quality=92)
+    Image.fromarray(np.concatenate([face, face], axis=1)).save(folder / "two_astronauts.png")
+    Image.fromarray(skimage.data.coffee()).save(folder / "coffee.webp")
+    (folder / "notes.jpg").write_text("not an image")
+    return {"astronaut.jpg": 1, "two_astronauts.png": 2, "coffee.webp": 0}
 
 
 def vgg_params(depth: int, width: int) -> int:

@@ -141,6 +141,11 @@ class TrackingConfig:
     uri: str = "sqlite:///mlflow.db"
     experiment: str = "fer"  # the MLflow experiment runs go to
     artifact_root: str | None = "mlruns"  # for a new experiment; a server chooses its own when null
+    log_model: bool = True  # the tested model as the run's MLflow Model (pt2; fer/tracking/logged_model.py)
+    register: str | None = None  # a registered model name: the logged model becomes its next version
+    alias: str | None = None  # pointed at that version (e.g. champion); needs register
+    system_metrics: bool = True  # MLflow's CPU/memory/disk/network (and GPU) monitor on the run
+    system_metrics_every_s: float = 10.0  # its sampling interval
 
 
 @dataclass

@@ -72,9 +72,22 @@ def validate(cfg: DictConfig) -> DictConfig:
         _check(cfg, "model.depth", positive, "a positive integer")
     for k in ("rotation", "shift", "shear", "zoom", "erasing", "crop_padding"):
         _check(cfg, f"aug.{k}", non_negative, "0 or more")
+    validate_tracking(cfg.tracking)
     if "explain" in cfg:
         validate_explain(cfg.explain)
     return cfg
+
+
+def validate_tracking(tracking: DictConfig) -> None:
+    """What is registered is the logged model; an alias points at a registered version."""
+    if tracking.register and not tracking.log_model:
+        raise ConfigError("tracking.log_model", f"true, so that tracking.register={tracking.register} has a model "
+                          "to register", False)
+    if tracking.alias and not tracking.register:
+        raise ConfigError("tracking.register", f"a registered model name for tracking.alias={tracking.alias} to "
+                          "point into", None)
+    _check(tracking, "system_metrics_every_s", lambda v: v > 0, "a positive number of seconds",
+           prefix="tracking.")
 
 
 def validate_explain(explain: DictConfig) -> None:

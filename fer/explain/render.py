@@ -66,8 +66,10 @@ def _probe_batch(module, split: Split, cfg):
     return idx, x, y, pred, conf
 
 
-def render_saliency(module, split: Split, cfg, sink: MlflowSink, step: int | None = None) -> dict[str, float]:
-    """One figure per method; returns the mean mask-mass ratio per method where the data has masks."""
+def render_saliency(module, split: Split, cfg, sink: MlflowSink, step: int | None = None, prefix: str = "",
+                    captions: list[str] | None = None) -> dict[str, float]:
+    """One figure per method (under `prefix`, each probe titled by its `captions` when given); returns the
+    mean mask-mass ratio per method where the data has masks."""
     idx, x, y, pred, conf = _probe_batch(module, split, cfg)
     target = y if cfg.target == "label" else pred
     cam = gradcam_layer(module.net, cfg.gradcam_layer)
@@ -82,9 +84,10 @@ def render_saliency(module, split: Split, cfg, sink: MlflowSink, step: int | Non
         if step is not None:
             title += f" — epoch {step + 1}"
         fig = saliency_figure(x[:, 0].cpu().numpy(), maps.cpu().numpy(), y.tolist(), pred.tolist(),
-                              conf.tolist(), title, cfg.threshold, note, method)
+                              conf.tolist(), title, cfg.threshold, note, method,
+                              [captions[i] for i in idx] if captions else None)
         if step is None:
-            sink.figure(fig, f"saliency/{method}.png")
+            sink.figure(fig, f"{prefix}saliency/{method}.png")
         else:
             sink.image(fig, f"saliency_{method}", step)
         if split.masks is not None:

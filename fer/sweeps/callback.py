@@ -31,10 +31,11 @@ from omegaconf import DictConfig
 from fer.errors import EXIT_BAD_INPUT, EXIT_CODES, ConfigError
 from fer.sweeps.comparison import log_comparison
 from fer.tracking import tags
+from fer.tracking.logged_model import register
 from fer.tracking.provenance import TRAIN_COMMAND, provenance_tags
 from fer.tracking.resume import own_overrides
 from fer.tracking.store import client_for, experiment_id, run_url
-from fer.training.faults import Stopped
+from fer.training.faults import Stopped, request_stop
 
 PARENT_FILE = "mlflow_parent_run.txt"  # the parent's id and URL, then the launching process's pid
 STOPPED_FILE = "stopped"  # the signal that stopped the sweep
@@ -69,7 +70,7 @@ def sweep_job(job: Callable[[], float]) -> float:
     marker = None
     if os.getpid() != launcher_pid:  # a worker: the launching process decides when the sweep stops
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, lambda signum, frame: _raise_stopped(folder, signum))
+        signal.signal(signal.SIGTERM, lambda signum, frame: _request_stop(folder, signum))
         marker = folder / JOBS_DIR / str(os.getpid())  # before the check below: a stop now reaches this job
         marker.parent.mkdir(exist_ok=True)
         marker.touch()
@@ -87,10 +88,11 @@ def sweep_job(job: Callable[[], float]) -> float:
             marker.unlink(missing_ok=True)
 
 
-def _raise_stopped(folder: Path, signum: int) -> None:
-    """In a worker: the launching process passed the sweep's stop on; the job stops as the user stopped it."""
+def _request_stop(folder: Path, signum: int) -> None:
+    """In a worker: the launching process passed the sweep's stop on; the job stops as the user stopped it, at
+    its next batch or when its model is uploaded (a job past both has finished)."""
     said = (folder / STOPPED_FILE).read_text().strip() if (folder / STOPPED_FILE).exists() else ""
-    raise Stopped(said if said in EXIT_CODES else SIGNALS[signum])
+    request_stop(said if said in EXIT_CODES else SIGNALS[signum])
 
 
 class SweepCallback(Callback):
@@ -166,6 +168,8 @@ class SweepCallback(Callback):
         failed = [j for j in jobs if j.status != "FINISHED"]
         stopped = self.cause or (sweep_dir / STOPPED_FILE).exists()
         status = "KILLED" if stopped else "FAILED" if aborted or failed or not jobs else "FINISHED"
+        if status == "FINISHED" and config.tracking.get("register"):
+            register_best(client, parent_id, config.tracking)
         client.set_terminated(parent_id, status)
         if stopped:
             killed = sum(j.status != "FINISHED" for j in jobs)
@@ -176,6 +180,17 @@ class SweepCallback(Callback):
             state = "aborted by a failing job" if aborted else f"{len(failed)} not finished"
             print(f"fer: sweep {parent_id}: {len(jobs)} jobs, {state}; comparison in the parent run", flush=True)
         print(f"fer:   {url}", flush=True)
+
+
+def register_best(client, parent_id: str, tracking: DictConfig) -> None:
+    """`tracking.register` in a sweep: the best job's model (`fer.best_run`) becomes the next version."""
+    best = client.get_run(parent_id).data.tags.get(tags.BEST_RUN)
+    outputs = client.get_run(best).outputs if best else None
+    if not outputs or not outputs.model_outputs:
+        print(f"fer: warning: tracking.register={tracking.register}: the best job ({best}) logged no model",
+              file=sys.stderr)
+        return
+    register(client, best, outputs.model_outputs[-1].model_id, tracking.register, tracking.alias)
 
 
 def _sweep_parent_run(client, run_id: str):

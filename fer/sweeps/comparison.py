@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass, field
 
 import matplotlib
@@ -12,6 +13,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
@@ -118,11 +120,24 @@ def val_acc_figure(jobs: list[Job]):
     return fig
 
 
+def log_table(client: MlflowClient, run_id: str, jobs: list[Job], path: str) -> None:
+    """The jobs as an MLflow table (`path` in the split-oriented JSON `MlflowClient.log_table` writes, listed in
+    the run's `mlflow.loggedArtifacts` tag), replaced whole: `log_table` appends to an existing table, and a
+    continued sweep logs its comparison again."""
+    frame = pd.DataFrame([j.row() for j in jobs], columns=list(COLUMNS))
+    client.log_text(run_id, frame.to_json(orient="split", index=False), path)
+    listed = json.loads(client.get_run(run_id).data.tags.get(tags.LOGGED_ARTIFACTS, "[]"))
+    if {"path": path, "type": "table"} not in listed:
+        client.set_tag(run_id, tags.LOGGED_ARTIFACTS, json.dumps([*listed, {"path": path, "type": "table"}]))
+
+
 def log_comparison(client: MlflowClient, parent_id: str) -> list[Job]:
-    """comparison.md, comparison.csv, comparison_accuracy.png and comparison_val_acc.png into the parent."""
+    """comparison.md, comparison.csv, comparison.json (an MLflow table, which the UI shows as one),
+    comparison_accuracy.png and comparison_val_acc.png into the parent."""
     jobs = children(client, parent_id)
     client.log_text(parent_id, table_markdown(jobs), "comparison.md")
     client.log_text(parent_id, table_csv(jobs), "comparison.csv")
+    log_table(client, parent_id, jobs, "comparison.json")
     figures = ((accuracy_figure(jobs), "comparison_accuracy.png"), (val_acc_figure(jobs), "comparison_val_acc.png"))
     for fig, path in figures:
         client.log_figure(parent_id, fig, path)

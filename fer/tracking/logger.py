@@ -12,8 +12,9 @@ class RunLogger(MLFlowLogger):
     are written through the store's `DeliveringClient` (in order with fer's other writes), and the run is
     left open at the end of fit (fer terminates it after testing and artifacts)."""
 
-    def __init__(self, experiment_name: str, tracking_uri: str, run_id: str):
+    def __init__(self, experiment_name: str, tracking_uri: str, run_id: str, step: int | None = None):
         super().__init__(experiment_name=experiment_name, tracking_uri=tracking_uri, run_id=run_id)
+        self.step = step  # every metric at this step (a re-test's) instead of its epoch
         self._mlflow_client = delivering(tracking_uri)
         self._experiment_id = self._mlflow_client.get_run(run_id).info.experiment_id
         self._initialized = True  # Lightning would look the run up again at its first write
@@ -22,7 +23,7 @@ class RunLogger(MLFlowLogger):
         if "epoch" in metrics:
             step = int(metrics["epoch"])
             metrics = {k: v for k, v in metrics.items() if k != "epoch"}
-        super().log_metrics(metrics, step)
+        super().log_metrics(metrics, step if self.step is None else self.step)
 
     def finalize(self, status: str = "success") -> None:
         pass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import sys
 import traceback
 from contextlib import contextmanager
@@ -16,11 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow.exceptions import MlflowException
+from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 from omegaconf import DictConfig
 
 from fer.errors import EXIT_CODES
 from fer.tracking import ddp, tags
 from fer.tracking.lineage import dataset_inputs
+from fer.tracking.logged_model import log_model, register
 from fer.tracking.logger import ResumedLogger, RunLogger
 from fer.tracking.resume import Resumed, resume_command
 from fer.tracking.store import client_for, experiment_id, run_url, set_tags, start_run, store_lock, ui_command
@@ -44,6 +47,7 @@ class TrackedRun:
         self.checkpoint_dir, self.logger, self.tracking, self.overrides = checkpoint_dir, logger, tracking, overrides
         self.in_sweep = False  # a sweep's child: the sweep says how to continue it, not each job
         self.resumed = False  # its inputs were logged when it started
+        self.monitor: SystemMetricsMonitor | None = None
 
     @classmethod
     def open(cls, cfg: DictConfig, name: str, params: dict, run_tags: dict[str, str], checkpoint_dir: Path,
@@ -69,7 +73,22 @@ class TrackedRun:
         ddp.share_run(run_id, checkpoint_dir)
         run = cls(client, exp_id, run_id, name, checkpoint_dir, logger, cfg.tracking, overrides)
         run.in_sweep, run.resumed = tags.PARENT_RUN in run_tags, bool(resumed and resumed.run_id)
+        if cfg.tracking.system_metrics:
+            run.watch_system(cfg.tracking.system_metrics_every_s)
         return run
+
+    def watch_system(self, every_s: float) -> None:
+        """MLflow's system-metrics monitor (CPU, memory, disk, network; GPU with nvidia-ml-py) on this run,
+        sampled every `every_s` seconds into `system/…` metrics, continuing the steps of a resumed run."""
+        logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # its start and stop are not news
+        self.monitor = SystemMetricsMonitor(self.run_id, sampling_interval=every_s, resume_logging=self.resumed,
+                                            tracking_uri=self.client.tracking_uri)
+        self.monitor.start()
+
+    def _stop_watching(self) -> None:
+        if self.monitor is not None:
+            self.monitor.finish()
+            self.monitor = None
 
     def log_skipped_rows(self, skipped: list[tuple[int, str]]) -> None:
         """`data.on_bad_row=skip` drops rows; the run says how many (tag) and which (skipped_rows.csv)."""
@@ -106,6 +125,7 @@ class TrackedRun:
             yield
         except (KeyboardInterrupt, SystemExit) as e:
             cause = interruption.cause or stop_cause(e)
+            self._stop_watching()
             self.client.set_terminated(self.run_id, "KILLED")
             last = self.checkpoint_dir / "last.ckpt"
             print(f"fer: run {self.name} ({self.run_id}) KILLED by {cause or 'an exit'}; last checkpoint: "
@@ -117,12 +137,25 @@ class TrackedRun:
                 raise SystemExit(EXIT_CODES[cause]) from None
             raise
         except BaseException:
+            self._stop_watching()
             self.client.log_text(self.run_id, traceback.format_exc(), "error.txt")
             self.client.set_terminated(self.run_id, "FAILED")
             raise
 
+    def log_model(self, module) -> str | None:
+        """With `tracking.log_model`, the tested model as the run's MLflow Model; registered as a new version of
+        `tracking.register` (and `tracking.alias` pointed at it) unless the run is a sweep's job, whose sweep
+        registers its best. The model id, or None."""
+        if not self.tracking.log_model:
+            return None
+        model_id = log_model(self.client, self.run_id, module)
+        if model_id and self.tracking.register and not self.in_sweep:
+            register(self.client, self.run_id, model_id, self.tracking.register, self.tracking.alias)
+        return model_id
+
     def finish(self, best_checkpoint: str, note: str) -> None:
         """Keep the best checkpoint in the run, describe the run (`note`, markdown) and close it FINISHED."""
+        self._stop_watching()
         if best_checkpoint:
             self.client.log_artifact(self.run_id, best_checkpoint, "checkpoints")
             set_tags(self.client, self.run_id, {tags.CHECKPOINT: f"checkpoints/{Path(best_checkpoint).name}"})
@@ -147,6 +180,12 @@ class JoinedRun(TrackedRun):
 
     def log_datasets(self, splits, data_cfg) -> None:
         pass
+
+    def watch_system(self, every_s: float) -> None:
+        pass
+
+    def log_model(self, module) -> str | None:
+        return None
 
     @contextmanager
     def closing(self, interruption):

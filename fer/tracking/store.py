@@ -149,9 +149,15 @@ def ui_command(tracking) -> str:
     return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
 
 
+UI_MODEL_TRAINING = "workflowType=machine_learning"  # the UI's own switch; its default side is GenAI
+
+
 def run_url(tracking, exp_id: str, run_id: str) -> str:
+    """The run's page on the UI's model-training side. MLflow 3.17's UI takes the side from this URL parameter
+    (else from the browser's last choice, GenAI on a new one); the experiment's `mlflow.experimentKind` tag is
+    what UIs without that switch read."""
     uri = resolve_uri(tracking.uri)
     base = uri.rstrip("/") if uri.startswith("http") else "http://127.0.0.1:5000"
-    return f"{base}/#/experiments/{exp_id}/runs/{run_id}"
+    return f"{base}/#/experiments/{exp_id}/runs/{run_id}?{UI_MODEL_TRAINING}"
 
 

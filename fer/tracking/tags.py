@@ -26,3 +26,4 @@ MODEL_TRAINING = "custom_model_development"
 NOTE = "mlflow.note.content"  # the run's description in the UI
 DATASET_CONTEXT = "mlflow.data.context"  # on a run's dataset input: training, validation or test
 CLASS_COUNTS = "fer.class_counts"  # on a dataset input: rows per class, in label order
+LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"  # the run's artifacts the UI shows as tables

@@ -3,6 +3,8 @@ the run can be closed as KILLED with the way to resume it."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -73,12 +75,70 @@ def stop_cause(exception: BaseException) -> str | None:
     return "SIGTERM" if isinstance(exception, SIGTERMException) else None
 
 
+_requested: str | None = None  # a stop asked for by a signal handler, carried out where it is safe
+_in_lightning = False  # a fit or test runs: its next batch carries the stop out
+_deferring = 0  # inside stops_deferred(): its end carries the stop out
+
+
+def request_stop(cause: str) -> None:
+    """Ask for a stop as if by `cause`, carried out at the next batch of a fit or test, or at the end of a
+    `stops_deferred` block. For a signal handler: an exception raised straight from it lands anywhere, also in
+    a garbage collector's callback, where Python prints it and drops it."""
+    global _requested
+    _requested = cause
+
+
+@contextmanager
+def stops_deferred():
+    """A requested stop waits for the end of this block (an upload in hand), then raises `Stopped`."""
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+    if _requested and not _deferring and not _in_lightning:
+        raise Stopped(_requested)
+
+
 class Interruption(pl.Callback):
-    """Remembers which signal ended training: Lightning turns Ctrl-C into sys.exit(1) and SIGTERM into
-    SIGTERMException, and only its on_exception hook still sees which it was."""
+    """Remembers which signal ended training (Lightning turns Ctrl-C into sys.exit(1) and SIGTERM into
+    SIGTERMException, and only its on_exception hook still sees which it was), and carries out a requested
+    stop (`request_stop`) at the next batch of a fit or test."""
 
     def __init__(self):
         self.cause: str | None = None
 
+    @staticmethod
+    def _running(running: bool) -> None:
+        global _in_lightning
+        _in_lightning = running
+
+    def _stop_if_requested(self) -> None:
+        if _requested:
+            raise Stopped(_requested)
+
+    def on_fit_start(self, trainer, pl_module):
+        self._running(True)
+
+    def on_fit_end(self, trainer, pl_module):
+        self._running(False)
+
+    def on_test_start(self, trainer, pl_module):
+        self._running(True)
+
+    def on_test_end(self, trainer, pl_module):
+        self._running(False)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._stop_if_requested()
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self._stop_if_requested()
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self._stop_if_requested()
+
     def on_exception(self, trainer, pl_module, exception):
+        self._running(False)
         self.cause = stop_cause(exception)

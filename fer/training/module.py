@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
@@ -147,6 +148,20 @@ class FERModule(pl.LightningModule):
 
     def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
         return tta.probabilities(self.logits, batch[0], self.tta)
+
+    @torch.no_grad()
+    def classify(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (test-time augmentation included) of uint8 faces (N, 48, 48), on the module's
+        device, in eval mode: what fer.predict gives for photos and the exported MLflow Model reproduces."""
+        was_training = self.training
+        self.eval()
+        try:
+            out = [tta.probabilities(self, torch.from_numpy(faces[i:i + batch_size]).to(self.device).float()
+                                     .div(255).unsqueeze(1), self.tta).cpu()
+                   for i in range(0, len(faces), batch_size)]
+        finally:
+            self.train(was_training)
+        return torch.cat(out).numpy() if out else np.zeros((0, NUM_CLASSES), np.float32)
 
     def configure_optimizers(self):
         return configure(self.cfg.optim, self.cfg.sched, self.parameters(), self.trainer.max_epochs,

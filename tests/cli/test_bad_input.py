@@ -136,6 +136,11 @@ CASES = {
     "unknown on_bad_row": config_case("data.on_bad_row=ignore",
                                       expected="config key 'data.on_bad_row': expected one of error, skip, got "
                                                "'ignore'"),
+    "alias without a model": config_case("tracking.alias=champion", expected="config key 'tracking.register': "
+                                         "expected a registered model name for tracking.alias=champion to point into"),
+    "register without logging": config_case("tracking.register=fer-cnn", "tracking.log_model=false",
+                                            expected="config key 'tracking.log_model': expected true, so that "
+                                                     "tracking.register=fer-cnn has a model to register, got False"),
 }
 SUBPROCESS = ["unknown option", "pixel > 255"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 
-from helpers import artifact_bytes, only_run, run_fer
+from helpers import artifact_bytes, call_fer, only_run, run_fer, write_photos
 from PIL import Image
 
 from fer.explain.saliency import METHODS
@@ -54,6 +54,24 @@ def test_explain_command_adds_to_the_finished_run(cnn_run):
         assert path in proc.stdout
         png(client, rid, path)
     assert rid in proc.stdout
+
+
+def test_explain_a_users_own_photos(cnn_run, tmp_path):
+    """`images=`: saliency and Grad-CAM of each face found, for the class predicted (a photo has no label), under
+    photos/ so the validation figures stay as they were."""
+    cwd, client, run, _ = cnn_run
+    rid = run.info.run_id
+    before = artifact_bytes(client, rid, "saliency/gradcam.png")
+    expected = write_photos(tmp_path / "photos")
+    proc = call_fer("fer.explain", f"run_id={rid}", f"images={tmp_path / 'photos'}",
+                    "explain.methods=[saliency,gradcam]", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    assert {a.path for a in client.list_artifacts(rid, "photos/saliency")} == {
+        "photos/saliency/saliency.png", "photos/saliency/gradcam.png"}
+    figure = png(client, rid, "photos/saliency/gradcam.png")
+    assert figure.height > sum(expected.values()) / 3 * figure.width  # a row per face: three faces
+    assert "fer: coffee.webp: no face found" in proc.stdout and "notes.jpg" in proc.stdout
+    assert artifact_bytes(client, rid, "saliency/gradcam.png") == before
 
 
 def test_explain_command_rejects_an_unknown_layer(cnn_run):

@@ -6,6 +6,7 @@ import csv
 import io
 from pathlib import Path
 
+import mlflow
 from helpers import artifact_bytes, assert_complete_run, run_fer, store
 
 from fer.sweeps.callback import PARENT_FILE
@@ -16,7 +17,7 @@ TINY = ["data.n_train=320", "data.n_val=96", "data.n_test=96", "trainer.max_epoc
 
 def test_ablation_sweep_with_four_parallel_jobs(tmp_path):
     proc = run_fer("fer.train", "-m", "experiment=ablation", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4",
-                   *TINY, cwd=tmp_path)
+                   *TINY, "tracking.register=fer-ablation", "tracking.alias=best", cwd=tmp_path)
     client = store(tmp_path)
     exp = client.get_experiment_by_name("ablation")
     runs = client.search_runs([exp.experiment_id])
@@ -48,6 +49,14 @@ def test_ablation_sweep_with_four_parallel_jobs(tmp_path):
         assert abs(float(row["best_val_acc"]) - best) < 1e-4
         assert int(row["params"]) == int(run.data.params["params_total"]) and row["epochs"] == "2"
     assert "| norm=standardize aug=keras |" in artifact_bytes(client, pid, "comparison.md").decode()
+    # the same table as MLflow shows tables, and the best job's model registered (one version, not one per job)
+    mlflow.set_tracking_uri(client.tracking_uri)  # load_table searches the runs through the global URI
+    table = client.load_table(exp.experiment_id, "comparison.json", run_ids=[pid])
+    assert sorted(table["run"]) == sorted(by_run) and list(table.columns)[:2] == ["job", "run"]
+    (version,) = client.search_model_versions("name='fer-ablation'")
+    assert version.run_id == parent.data.tags["fer.best_run"] == client.get_model_version_by_alias(
+        "fer-ablation", "best").run_id
+    assert {r.info.run_id for r in jobs} == {m.source_run_id for m in client.search_logged_models([exp.experiment_id])}
 
 
 def test_report_answers_every_question_from_the_tracked_runs(tmp_path):

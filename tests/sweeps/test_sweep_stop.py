@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shlex
 import shutil
@@ -23,14 +24,14 @@ def test_ctrl_c_stops_a_joblib_sweep_killed_and_one_command_continues_it(tmp_pat
     resumes the killed jobs, runs the others, and finishes the parent with every job's row."""
     shutil.copy(empty_store, tmp_path / "mlflow.db")
     args = ["-m", "norm=none,standardize", "aug=none,keras", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-            "data.n_train=1200", "data.n_val=96", "data.n_test=96", "trainer.max_epochs=2",
+            "data.n_train=1200", "data.n_val=96", "data.n_test=96", "trainer.max_epochs=3",
             "trainer.progress_bar=false", "explain=none"]
     sweep = subprocess.Popen([sys.executable, "-m", "fer.train", *args], cwd=tmp_path, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
     client = store(tmp_path)
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # both first jobs past their first epoch's checkpoint
+    while time.monotonic() < deadline:  # both first jobs past their first epoch's checkpoint, one epoch to go
         assert sweep.poll() is None, sweep.communicate()
         with store_lock(f"sqlite:///{tmp_path / 'mlflow.db'}"):
             children = client.search_runs([e.experiment_id for e in client.search_experiments()],
@@ -47,7 +48,7 @@ def test_ctrl_c_stops_a_joblib_sweep_killed_and_one_command_continues_it(tmp_pat
     (parent,) = [r for r in runs if r.data.tags.get("fer.role") == "sweep"]
     children = [r for r in runs if r is not parent]
     assert parent.info.status == "KILLED" and 2 <= len(children) < 4  # a third may have started as one finished
-    assert {r.info.status for r in children} <= {"KILLED", "FINISHED"} and "Traceback" not in err
+    assert {r.info.status for r in children} <= {"KILLED", "FINISHED"} and "Traceback" not in err, err
     assert "not started: the sweep was stopped" in out  # the jobs after the stop made no run
     (command,) = [line.removeprefix("fer: continue it with: ") for line in err.splitlines()
                   if line.startswith("fer: continue it with: ")]
@@ -62,7 +63,10 @@ def test_ctrl_c_stops_a_joblib_sweep_killed_and_one_command_continues_it(tmp_pat
     assert parent.info.status == "FINISHED" and len(children) == 4
     for run in children:
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        assert_complete_run(client, run, epochs=2)  # a resumed job holds each epoch once
+        assert_complete_run(client, run, epochs=3)  # a resumed job holds each epoch once
     rows = list(csv.DictReader(io.StringIO(artifact_bytes(client, parent.info.run_id, "comparison.csv").decode())))
     assert sorted(row["run"] for row in rows) == sorted(r.info.run_name for r in children)
     assert all(row["status"] == "FINISHED" for row in rows)
+    table = json.loads(artifact_bytes(client, parent.info.run_id, "comparison.json"))  # replaced, not appended to
+    assert sorted(row[table["columns"].index("run")] for row in table["data"]) == sorted(r.info.run_name
+                                                                                        for r in children)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -19,7 +20,8 @@ from fer.data.augment import build_augmentation
 from fer.data.datamodule import FERDataModule
 from fer.data.load import load_splits
 from fer.errors import ConfigError
-from fer.training import tta
+from fer.training import faults, tta
+from fer.training.export import example_images, exportable
 from fer.training.module import FERModule
 from fer.training.trainer import build_trainer
 
@@ -125,6 +127,19 @@ def test_tencrop_views_are_four_px_corner_shifts_center_and_mirrors():
     assert torch.allclose(ten.sum(1), torch.ones(3)) and not torch.allclose(ten, plain)
 
 
+@pytest.mark.parametrize("mode", tta.TTA_MODES.names())
+def test_the_exported_graph_gives_fers_probabilities_from_raw_pixels(mode):
+    """torch.export of the tested model: 0–255 floats in, normalization and TTA inside, any batch size."""
+    _, _, module = tiny(f"test.tta={mode}")
+    module.normalizer.fit(np.random.default_rng(0).integers(0, 256, (32, 48, 48), dtype=np.uint8))
+    program = torch.export.export(exportable(module), (example_images(),),
+                                  dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+    faces = np.random.default_rng(1).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    with torch.no_grad():
+        out = program.module()(torch.from_numpy(faces).float().unsqueeze(1))
+    np.testing.assert_allclose(out.numpy(), module.classify(faces), atol=1e-5, rtol=0)
+
+
 def test_ema_is_validated_checkpointed_and_tested(tmp_path):
     decay = 0.8
     cfg, dm, module = tiny(f"trainer.ema_decay={decay}", "data.n_train=64")
@@ -140,6 +155,8 @@ def test_ema_is_validated_checkpointed_and_tested(tmp_path):
     best = torch.load(ckpt.best_model_path, weights_only=True)
     trainer.test(module, datamodule=dm, ckpt_path="best", verbose=False)
     assert all(torch.equal(v, best["state_dict"][k]) for k, v in module.state_dict().items())
+    exported = exportable(module)  # what the run logs as its MLflow Model: the averaged weights it tested
+    assert all(torch.equal(v, best["state_dict"][f"net.{k}"]) for k, v in exported.net.state_dict().items())
     module.eval()
     images = torch.from_numpy(dm.splits.val.images).unsqueeze(1).float() / 255
     with torch.no_grad():
@@ -184,3 +201,19 @@ def test_sota_recipe_composes_and_validates():
 def test_bad_pipeline_values_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key):
         validate(composed(override))
+
+
+def test_a_requested_stop_waits_for_the_next_batch_or_the_end_of_an_upload(tmp_path, monkeypatch):
+    """What a sweep's worker does on SIGTERM: nothing at once (a handler's exception can land in a garbage
+    collector's callback and be dropped), then Stopped at the next training batch, or when an upload ends."""
+    monkeypatch.setattr(faults, "_requested", None)
+    with pytest.raises(faults.Stopped, match="SIGTERM"), faults.stops_deferred():
+        faults.request_stop("SIGTERM")
+        uploaded = True
+    assert uploaded
+    cfg, dm, module = tiny()
+    interruption = faults.Interruption()
+    trainer, _ = build_trainer(cfg.trainer, False, [interruption], tmp_path)
+    with pytest.raises(SystemExit):  # Lightning ends an interrupted fit with exit 1; the callback knows why
+        trainer.fit(module, datamodule=dm)
+    assert interruption.cause == "SIGTERM" and trainer.global_step == 0

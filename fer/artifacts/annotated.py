@@ -1,0 +1,56 @@
+"""What `fer.predict images=…` hands back: predictions.csv (a row per face) and each photo with its faces boxed
+and labelled, the two things a user looks at or feeds on."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from fer.data.photos import Face, opencv
+from fer.labels import EMOTIONS
+
+COLUMNS = ("file", "face", "x", "y", "width", "height", "label", "probability", *EMOTIONS)
+
+
+def rows(file: str, faces: list[Face], probs: np.ndarray) -> list[dict[str, object]]:
+    out = []
+    for k, (face, p) in enumerate(zip(faces, probs, strict=True)):
+        best = int(p.argmax())
+        x, y, w, h = face.box
+        out.append({"file": file, "face": k, "x": x, "y": y, "width": w, "height": h, "label": EMOTIONS[best],
+                    "probability": f"{p[best]:.4f}", **{e: f"{v:.6f}" for e, v in zip(EMOTIONS, p, strict=True)}})
+    return out
+
+
+def write_csv(path: Path, table: list[dict[str, object]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS)
+        writer.writeheader()
+        writer.writerows(table)
+
+
+def annotate(rgb: np.ndarray, faces: list[Face], probs: np.ndarray) -> np.ndarray:
+    """A BGR copy of the photo with each face's box and `label probability` above it, sized to the photo."""
+    cv2 = opencv()
+    image = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    thick = max(1, round(min(image.shape[:2]) / 250))
+    scale = max(0.4, min(image.shape[:2]) / 800)
+    for face, p in zip(faces, probs, strict=True):
+        x, y, w, h = face.box
+        best = int(p.argmax())
+        text = f"{EMOTIONS[best]} {p[best]:.0%}"
+        cv2.rectangle(image, (x, y), (x + w, y + h), (0, 200, 0), thick)
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+        top = max(0, y - th - base - 2 * thick)
+        cv2.rectangle(image, (x, top), (x + tw + 2 * thick, top + th + base + 2 * thick), (0, 200, 0), cv2.FILLED)
+        cv2.putText(image, text, (x + thick, top + th + thick), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick,
+                    cv2.LINE_AA)
+    return image
+
+
+def write_annotated(path: Path, rgb: np.ndarray, faces: list[Face], probs: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not opencv().imwrite(str(path), annotate(rgb, faces, probs)):
+        raise OSError(f"cannot write {path}")
