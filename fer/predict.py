@@ -74,7 +74,8 @@ def predict_photos(cfg: DictConfig, run_id: str) -> None:
             write_annotated(out / "annotated" / name, rgb, faces, probs)
     seconds = time.perf_counter() - start
     write_csv(out / "predictions.csv", table)
-    print(f"fer: {faces_seen} faces in {len(files)} photos ({seconds:.1f} s, {faces_seen / seconds:.1f} faces/s): "
+    print(f"fer: {faces_seen} face{'s' * (faces_seen != 1)} in {len(files)} photo{'s' * (len(files) != 1)} "
+          f"({seconds:.1f} s, {faces_seen / seconds:.1f} faces/s): "
           f"{(out / 'predictions.csv').resolve()} and {(out / 'annotated').resolve()}/")
     if cfg.log_to_run:
         client.log_artifacts(run_id, str(out), "predictions")
