@@ -7,7 +7,7 @@ from fer.artifacts.callback import RunArtifacts
 from fer.cli import entry_point, restore, run_to_restore
 from fer.config.validate import validate_tracking
 from fer.tracking import tags
-from fer.tracking.logged_model import log_model, register, test_step
+from fer.tracking.logged_model import log_and_register, test_step
 from fer.tracking.logger import RunLogger
 from fer.tracking.provenance import run_name
 from fer.tracking.store import set_tags
@@ -31,9 +31,7 @@ def main(cfg) -> float:
     acc = float(trainer.callback_metrics["test_acc"])
     for name, res in r.module.test_results.items():
         print(f"fer: {name}: accuracy {res['acc']:.4f}")
-    model_id = log_model(client, run_id, r.module) if cfg.tracking.log_model else None
-    if model_id and cfg.tracking.register:
-        register(client, run_id, model_id, cfg.tracking.register, cfg.tracking.alias)
+    log_and_register(client, run_id, r.module, cfg.tracking)
     print(f"fer: run {run_id} re-tested: test_acc {acc:.4f} (logged into the run)")
     return acc
 

@@ -60,8 +60,8 @@ def test_step(client, run_id: str) -> int:
     return max(history, key=lambda m: (m.timestamp, m.step)).step if history else 0
 
 
-def training_digest(client, run_id: str) -> str:
-    for dataset_input in client.get_run(run_id).inputs.dataset_inputs:
+def training_digest(run) -> str:
+    for dataset_input in run.inputs.dataset_inputs:
         if any(t.key == tags.DATASET_CONTEXT and t.value == "training" for t in dataset_input.tags):
             return dataset_input.dataset.digest
     return ""
@@ -106,7 +106,7 @@ def register(client, run_id: str, model_id: str, name: str, alias: str | None) -
     accuracy and training-data digest), and `alias` pointed at it; the version number, or None (said in one
     line, with the command that registers it later) when the registry refuses."""
     run = client.get_run(run_id)
-    version_tags = {"fer.run_id": run_id, "fer.data_digest": training_digest(client, run_id)}
+    version_tags = {"fer.run_id": run_id, "fer.data_digest": training_digest(run)}
     if "test_acc" in run.data.metrics:
         version_tags["fer.test_acc"] = f"{run.data.metrics['test_acc']:.4f}"
     try:
@@ -124,6 +124,15 @@ def register(client, run_id: str, model_id: str, name: str, alias: str | None) -
     where = f"models:/{name}@{alias}" if alias else f"models:/{name}/{version.version}"
     print(f"fer: registered {where} (version {version.version} of {name})")
     return int(version.version)
+
+
+def log_and_register(client, run_id: str, module, tracking, may_register: bool = True) -> str | None:
+    """With `tracking.log_model`, the model logged; with `tracking.register` (where `may_register`), registered
+    as its next version and `tracking.alias` pointed at it. The model id, or None."""
+    model_id = log_model(client, run_id, module) if tracking.log_model else None
+    if model_id and tracking.register and may_register:
+        register(client, run_id, model_id, tracking.register, tracking.alias)
+    return model_id
 
 
 def run_of(client, uri: str) -> str:

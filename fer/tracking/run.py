@@ -23,11 +23,11 @@ from omegaconf import DictConfig
 from fer.errors import EXIT_CODES
 from fer.tracking import ddp, tags
 from fer.tracking.lineage import dataset_inputs
-from fer.tracking.logged_model import log_model, register
+from fer.tracking.logged_model import log_and_register
 from fer.tracking.logger import ResumedLogger, RunLogger
 from fer.tracking.resume import Resumed, resume_command
 from fer.tracking.store import client_for, experiment_id, run_url, set_tags, start_run, store_lock, ui_command
-from fer.training.faults import stop_cause
+from fer.training.faults import stop_cause, stops_deferred
 
 
 @dataclass
@@ -145,13 +145,9 @@ class TrackedRun:
     def log_model(self, module) -> str | None:
         """With `tracking.log_model`, the tested model as the run's MLflow Model; registered as a new version of
         `tracking.register` (and `tracking.alias` pointed at it) unless the run is a sweep's job, whose sweep
-        registers its best. The model id, or None."""
-        if not self.tracking.log_model:
-            return None
-        model_id = log_model(self.client, self.run_id, module)
-        if model_id and self.tracking.register and not self.in_sweep:
-            register(self.client, self.run_id, model_id, self.tracking.register, self.tracking.alias)
-        return model_id
+        registers its best. The model id, or None. A sweep's stop that arrives meanwhile waits for the upload."""
+        with stops_deferred():
+            return log_and_register(self.client, self.run_id, module, self.tracking, may_register=not self.in_sweep)
 
     def finish(self, best_checkpoint: str, note: str) -> None:
         """Keep the best checkpoint in the run, describe the run (`note`, markdown) and close it FINISHED."""
