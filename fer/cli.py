@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
+import torch
 from hydra.core.hydra_config import HydraConfig
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
@@ -113,6 +114,18 @@ def restored_module(run_cfg: DictConfig, state_dict: dict, test_names: list[str]
     module = FERModule(OmegaConf.to_container(run_cfg, resolve=True), test_names)
     module.load_state_dict(state_dict)
     return module
+
+
+def device_for(accelerator: str) -> str:
+    """Where a restored model runs: a GPU when `accelerator` allows one and there is one."""
+    return "cuda" if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() else "cpu"
+
+
+def restore_model(cfg: DictConfig, run_id: str) -> tuple[object, FERModule]:
+    """The client of `cfg.tracking.uri` and the run's model with its best weights on `cfg.accelerator`'s device,
+    without its data (a user's photos need none)."""
+    client = client_for(cfg.tracking.uri)
+    return client, restored_module(*saved_run(client, run_id), ["test"]).to(device_for(cfg.accelerator))
 
 
 def restore(uri: str, run_id: str, data_cfg: DictConfig | None = None) -> tuple[object, Restored]:

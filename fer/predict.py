@@ -17,11 +17,9 @@ from rich.console import Console
 from rich.progress import Progress
 
 from fer.artifacts.annotated import rows, write_annotated, write_csv
-from fer.cli import entry_point, restore, restored_module, run_to_restore, saved_run
-from fer.data.photos import DETECTORS, faces_in, photo_files
+from fer.cli import entry_point, restore, restore_model, run_to_restore
+from fer.data.photos import check_detection, faces_in, photo_files
 from fer.data.splits import Split
-from fer.errors import ConfigError
-from fer.tracking.store import client_for
 from fer.training.trainer import inference_trainer
 
 
@@ -52,14 +50,9 @@ def predict_rows(cfg: DictConfig, run_id: str) -> None:
 def predict_photos(cfg: DictConfig, run_id: str) -> None:
     """Every photo in turn: faces found, classified, drawn; a photo without a face or one that cannot be read
     is said (once each) and the rest goes on."""
-    DETECTORS.get(cfg.detect)
-    if cfg.margin < 0:
-        raise ConfigError("margin", "0 or more (a fraction of the face's size)", cfg.margin)
+    check_detection(cfg.detect, cfg.margin)
     files = photo_files(cfg.images)
-    client = client_for(cfg.tracking.uri)
-    module = restored_module(*saved_run(client, run_id), ["test"])
-    if cfg.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        module = module.cuda()
+    client, module = restore_model(cfg, run_id)
     out = Path(cfg.output or "predictions")
     (out / "annotated").mkdir(parents=True, exist_ok=True)
     table, faces_seen, start = [], 0, time.perf_counter()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fer.errors import DataError
+from fer.errors import ConfigError, DataError
 from fer.labels import IMAGE_SIZE
 from fer.registry import Registry
 
@@ -106,6 +106,13 @@ def whole_image(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
 
 
 DETECTORS = Registry("detect", {"cascade": cascade_boxes, "none": whole_image})
+
+
+def check_detection(detect: str, margin: float) -> None:
+    """`detect` and `margin` as a command got them, refused before any photo is read."""
+    DETECTORS.get(detect)
+    if margin < 0:
+        raise ConfigError("margin", "0 or more (a fraction of the face's size)", margin)
 
 
 def find_faces(rgb: np.ndarray, detect: str, margin: float) -> list[Face]:

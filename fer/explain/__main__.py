@@ -6,20 +6,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fer.cli import entry_point, restore, restored_module, run_to_restore, saved_run
+from fer.cli import device_for, entry_point, restore, restore_model, run_to_restore
 from fer.config.validate import validate_explain
-from fer.data.photos import DETECTORS, faces_in, photo_files
+from fer.data.photos import check_detection, faces_in, photo_files
 from fer.data.splits import UNLABELED, Split
 from fer.errors import DataError
 from fer.explain.render import MlflowSink, check_layers, render_into_run, render_saliency
-from fer.tracking.store import client_for
 
 MAX_PHOTO_FACES = 16  # rows of one saliency figure
 
 
 def explain_photos(module, cfg, sink: MlflowSink) -> None:
     """The faces of `cfg.images` (the first MAX_PHOTO_FACES), each for the class the model predicts."""
-    DETECTORS.get(cfg.detect)
+    check_detection(cfg.detect, cfg.margin)
     found = [(f"{name} #{k}", face.pixels) for name, _, faces in
              faces_in(cfg.images, photo_files(cfg.images), cfg.detect, cfg.margin, lambda s: print(f"fer: {s}"))
              for k, face in enumerate(faces)][:MAX_PHOTO_FACES]
@@ -38,13 +37,11 @@ def explain_photos(module, cfg, sink: MlflowSink) -> None:
 def main(cfg) -> None:
     validate_explain(cfg.explain)
     run_id = run_to_restore(cfg)
-    device = "cuda" if cfg.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() else "cpu"
-    if cfg.images:  # a user's photos need no data set
-        client = client_for(cfg.tracking.uri)
-        module = restored_module(*saved_run(client, run_id), ["test"]).to(device)
+    if cfg.images:
+        client, module = restore_model(cfg, run_id)
     else:
         client, r = restore(cfg.tracking.uri, run_id, cfg.get("data"))
-        module = r.module.to(device)
+        module = r.module.to(device_for(cfg.accelerator))
     check_layers(module.net, cfg.explain)
     sink = MlflowSink(client, run_id)
     notes = []
