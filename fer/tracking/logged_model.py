@@ -78,7 +78,7 @@ def log_model(client, run_id: str, module) -> str | None:
         print("fer: warning: the store did not take all of the run's writes: the model is not logged as an "
               "MLflow Model (the checkpoint is kept; log it later with fer.evaluate)", file=sys.stderr)
         return None
-    store = MlflowClient(client.tracking_uri)
+    store = MlflowClient(client.tracking_uri)  # the spool's calls carry no model_id; the spool is empty now
     try:
         run, step = store.get_run(run_id), test_step(store, run_id)
         with fluent_store(client.tracking_uri):  # each step retried while parallel jobs lock a sqlite store
