@@ -23,11 +23,12 @@ from fer.data.datamodule import FERDataModule
 from fer.data.load import load_splits
 from fer.data.splits import Splits
 from fer.errors import FerError, guarded
+from fer.labels import CLASS_SETS
 from fer.tracking import tags
 from fer.tracking.logged_model import run_of
 from fer.tracking.store import client_for
 from fer.training.checkpoint import load_checkpoint
-from fer.training.module import FERModule
+from fer.training.module import FERModule, class_set
 
 
 def entry_point(config_name: str, schemas: dict[str, type] | None = None, takes_model_uri: bool = False):
@@ -134,6 +135,11 @@ def restore(uri: str, run_id: str, data_cfg: DictConfig | None = None) -> tuple[
     client = client_for(uri)
     run_cfg, state_dict = saved_run(client, run_id)
     if data_cfg is not None:
+        trained, given = class_set(run_cfg), CLASS_SETS.get(data_cfg.classes)
+        if trained != given:
+            raise FerError(f"run {run_id} classifies into {len(trained)} classes ({', '.join(trained)}); "
+                           f"data={data_cfg.name} has {len(given)} ({', '.join(given)}): give data with the "
+                           "model's classes")
         run_cfg.data = data_cfg
     splits = load_splits(run_cfg.data)
     if not splits.tests:

@@ -62,11 +62,11 @@ def predict_photos(cfg: DictConfig, run_id: str) -> None:
         for name, rgb, faces in faces_in(cfg.images, photos, cfg.detect, cfg.margin,
                                          lambda line: console.print(f"fer: {line}", markup=False, soft_wrap=True)):
             probs = module.classify(np.stack([f.pixels for f in faces]))
-            table += rows(name, faces, probs)
+            table += rows(name, faces, probs, module.classes)
             faces_seen += len(faces)
-            write_annotated(out / "annotated" / name, rgb, faces, probs)
+            write_annotated(out / "annotated" / name, rgb, faces, probs, module.classes)
     seconds = time.perf_counter() - start
-    write_csv(out / "predictions.csv", table)
+    write_csv(out / "predictions.csv", table, module.classes)
     print(f"fer: {faces_seen} face{'s' * (faces_seen != 1)} in {len(files)} photo{'s' * (len(files) != 1)} "
           f"({seconds:.1f} s, {faces_seen / seconds:.1f} faces/s): "
           f"{(out / 'predictions.csv').resolve()} and {(out / 'annotated').resolve()}/")

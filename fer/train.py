@@ -59,7 +59,7 @@ def train(cfg: DictConfig) -> RunResult:
     name = run_name(cfg)
     run = TrackedRun.open(cfg, name, params, run_tags, (output_dir() / "checkpoints").resolve(), resumed,
                           job_overrides())
-    run.log_skipped_rows(splits.skipped)
+    run.log_left_out(splits)
     run.log_datasets(splits, cfg.data)
     texts = {"config.yaml": OmegaConf.to_yaml(cfg, resolve=True), "model_summary.txt": model_summary(module)}
     interruption = Interruption()
@@ -75,8 +75,10 @@ def train(cfg: DictConfig) -> RunResult:
         trainer.test(module, datamodule=datamodule, ckpt_path="best" if ckpt.best_model_path else None,
                      verbose=False, weights_only=True)
         test_acc = float(trainer.callback_metrics.get("test_acc", float("nan")))
+        any_vote = trainer.callback_metrics.get("test_any_vote_acc")
         run.log_model(module)
-        run.finish(ckpt.best_model_path, description(cfg, params, test_acc, run_tags[tags.COMMAND]))
+        run.finish(ckpt.best_model_path, description(cfg, params, test_acc, run_tags[tags.COMMAND],
+                                                     None if any_vote is None else float(any_vote)))
     best_val_acc = float(ckpt.best_model_score) if ckpt.best_model_score is not None else float("nan")
     return run.result(test_acc, best_val_acc)
 

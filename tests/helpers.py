@@ -65,7 +65,7 @@ def call_fer(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
         try:
             runpy.run_module(module, run_name="__main__", alter_sys=True)
         except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
+            code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
     return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())
 
 
@@ -151,6 +151,23 @@ def write_fer_csv(path, images, labels, usages=None, newline="\n"):
     else:
         path.write_text(text, newline="")
     return path
+
+
+FERPLUS_HEADER = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"
+
+
+def write_ferplus(path, usages, votes, names=None, header=FERPLUS_HEADER):
+    """A fer2013new.csv: per row its Usage, image name (fer0000000.png unless `names` says, "" for none) and ten
+    vote counts."""
+    names = names if names is not None else [f"fer{i:07d}.png" for i in range(len(usages))]
+    lines = [header] + [f"{u},{n}," + ",".join(map(str, v)) for u, n, v in zip(usages, names, votes, strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def ferplus_votes(labels) -> list[list[int]]:
+    """Ten votes per face, all for its class (FER+ column order)."""
+    return [[10 if k == label else 0 for k in range(10)] for label in labels]
 
 
 def write_hw3(folder, train_images, train_labels, test_images=None, test_ids=None):

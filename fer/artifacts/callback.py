@@ -30,13 +30,14 @@ class RunArtifacts(pl.Callback):
             return
         results = pl_module.test_results
         main = results.get("all") or next(iter(results.values()))
-        counts = np.asarray(main["confmat"])
-        doc = confusion_json(counts)
+        counts, classes = np.asarray(main["confmat"]), pl_module.classes
+        doc = confusion_json(counts, classes)
         if len(results) > 1:
-            doc["splits"] = {k: confusion_json(np.asarray(v["confmat"])) for k, v in results.items() if k != "all"}
+            doc["splits"] = {k: confusion_json(np.asarray(v["confmat"]), classes) for k, v in results.items()
+                             if k != "all"}
         self.client.log_dict(self.run_id, doc, "confusion_matrix.json")
-        self.client.log_text(self.run_id, confused_pairs_markdown(counts), "confused_pairs.md")
-        self.log_figure(confusion_figure(counts, f"{self.title} — test accuracy {main['acc']:.1%}"),
+        self.client.log_text(self.run_id, confused_pairs_markdown(counts, classes), "confused_pairs.md")
+        self.log_figure(confusion_figure(counts, f"{self.title} — test accuracy {main['acc']:.1%}", classes),
                         "confusion_matrix.png")
         history = {k: sorted((m.step, m.value) for m in self.client.get_metric_history(self.run_id, k))
                    for k in CURVES}

@@ -1,10 +1,9 @@
-"""What a confusion matrix says, as data: counts, row-normalized rates, and the most confused pairs."""
+"""What a confusion matrix says, as data: counts, row-normalized rates, and the most confused pairs, over the
+run's `classes` in label order."""
 
 from __future__ import annotations
 
 import numpy as np
-
-from fer.labels import EMOTIONS
 
 
 def row_normalized(counts: np.ndarray) -> np.ndarray:
@@ -13,10 +12,10 @@ def row_normalized(counts: np.ndarray) -> np.ndarray:
     return np.divide(counts, support, out=np.zeros_like(counts, dtype=float), where=support > 0)
 
 
-def confusion_json(counts: np.ndarray) -> dict:
+def confusion_json(counts: np.ndarray, classes: tuple[str, ...]) -> dict:
     counts = np.asarray(counts)
     return {
-        "classes": list(EMOTIONS),
+        "classes": list(classes),
         "rows": "true class",
         "columns": "predicted class",
         "counts": counts.astype(int).tolist(),
@@ -24,12 +23,12 @@ def confusion_json(counts: np.ndarray) -> dict:
     }
 
 
-def confused_pairs(counts: np.ndarray) -> list[dict]:
+def confused_pairs(counts: np.ndarray, classes: tuple[str, ...]) -> list[dict]:
     """For each true class, the class it is most often mistaken for (None when it never is)."""
     counts = np.asarray(counts)
     rates = row_normalized(counts)
     pairs = []
-    for i, cls in enumerate(EMOTIONS):
+    for i, cls in enumerate(classes):
         off = counts[i].copy()
         off[i] = -1
         j = int(off.argmax())
@@ -37,13 +36,13 @@ def confused_pairs(counts: np.ndarray) -> list[dict]:
         mistaken = off[j] > 0
         pairs.append({
             "true": cls, "support": support, "recall": float(rates[i, i]),
-            "confused_with": EMOTIONS[j] if mistaken else None,
+            "confused_with": classes[j] if mistaken else None,
             "count": int(off[j]) if mistaken else 0, "rate": float(rates[i, j]) if mistaken else 0.0,
         })
     return pairs
 
 
-def confused_pairs_markdown(counts: np.ndarray) -> str:
+def confused_pairs_markdown(counts: np.ndarray, classes: tuple[str, ...]) -> str:
     lines = [
         "# Most confused classes",
         "",
@@ -52,7 +51,7 @@ def confused_pairs_markdown(counts: np.ndarray) -> str:
         "| true class | examples | recall | most often mistaken for | count | share of the class |",
         "|---|---:|---:|---|---:|---:|",
     ]
-    pairs = confused_pairs(counts)
+    pairs = confused_pairs(counts, classes)
     for p in pairs:
         other = p["confused_with"] or "—"
         lines.append(f"| {p['true']} | {p['support']} | {p['recall']:.1%} | {other} | {p['count']} | {p['rate']:.1%} |")

@@ -12,22 +12,22 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from fer.artifacts.confusion import row_normalized  # noqa: E402
-from fer.labels import EMOTIONS  # noqa: E402
 
 
-def confusion_figure(counts: np.ndarray, title: str) -> Figure:
+def confusion_figure(counts: np.ndarray, title: str, classes: tuple[str, ...]) -> Figure:
     """Row-normalized colours, each cell annotated with its share and count."""
     counts = np.asarray(counts)
     rates = row_normalized(counts)
-    fig, ax = plt.subplots(figsize=(7.5, 6.5), layout="constrained")
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(7.5 + 0.5 * (n - 7), 6.5 + 0.5 * (n - 7)), layout="constrained")
     im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=45, ha="right")
-    ax.set_yticks(range(len(EMOTIONS)), EMOTIONS)
+    ax.set_xticks(range(n), classes, rotation=45, ha="right")
+    ax.set_yticks(range(n), classes)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title)
-    for i in range(len(EMOTIONS)):
-        for j in range(len(EMOTIONS)):
+    for i in range(n):
+        for j in range(n):
             color = "white" if rates[i, j] > 0.5 else "black"
             ax.text(j, i, f"{rates[i, j]:.0%}\n{counts[i, j]}", ha="center", va="center", fontsize=8, color=color)
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")

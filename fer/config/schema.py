@@ -62,6 +62,11 @@ class DataConfig:
     seed: int = 0  # seeds the validation split and `limit`, independent of the training seed
     num_workers: int = 0
     on_device: bool | None = None  # splits kept on the trainer's device as uint8; null: true on a GPU
+    classes: str = "fer2013"  # the class set (fer.labels.CLASS_SETS): data=synthetic's choice, else the data's own
+    # FER+ (fer/data/readers/ferplus.py)
+    labels: str | None = None  # fer2013new.csv: for data=ferplus, or data=fer2013 with clean=ferplus
+    label_mode: str = "majority"  # data=ferplus: majority | probability | crossentropy | multilabel
+    clean: str = "none"  # data=fer2013: none | ferplus (without the faces FER+ marks as not a face)
     # data=synthetic only
     n_train: int = 7000
     n_val: int = 1400

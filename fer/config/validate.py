@@ -13,9 +13,11 @@ from fer.config.hydra_errors import unknown_key
 from fer.data.augment import AUGMENTATIONS
 from fer.data.load import DATASETS
 from fer.data.readers.base import ON_BAD_ROW
+from fer.data.readers.ferplus import CLEANING, LABEL_MODES
 from fer.data.splits import VAL_POLICIES
 from fer.errors import ConfigError
 from fer.explain.saliency import METHODS, TARGETS
+from fer.labels import CLASS_SETS
 from fer.models import MATCH_TARGETS, MODELS
 from fer.models.act import ACTIVATIONS
 from fer.models.norm import NORMS
@@ -23,8 +25,8 @@ from fer.training.optim import OPTIMIZERS, SCHEDULES
 from fer.training.trainer import STRATEGIES
 from fer.training.tta import TTA_MODES
 
-CHOICES = (MODELS, ACTIVATIONS, DATASETS, VAL_POLICIES, ON_BAD_ROW, NORMS, OPTIMIZERS, SCHEDULES, AUGMENTATIONS,
-           TTA_MODES, STRATEGIES)
+CHOICES = (MODELS, ACTIVATIONS, DATASETS, VAL_POLICIES, ON_BAD_ROW, CLASS_SETS, LABEL_MODES, CLEANING, NORMS,
+           OPTIMIZERS, SCHEDULES, AUGMENTATIONS, TTA_MODES, STRATEGIES)
 
 
 def _check(cfg: DictConfig, key: str, ok, expected: str, prefix: str = "") -> None:
@@ -66,6 +68,7 @@ def validate(cfg: DictConfig) -> DictConfig:
             _check(cfg, f"data.{k}", positive, "a positive integer")
     elif not cfg.data.path:
         raise ConfigError("data.path", f"the path of the {cfg.data.name} data", cfg.data.path)
+    validate_labels(cfg.data)
     if cfg.model.get("match") is not None:
         targets = f"{', '.join(MATCH_TARGETS[:-1])} or {MATCH_TARGETS[-1]}"
         _check(cfg, "model.match", lambda v: v in MATCH_TARGETS, targets)
@@ -76,6 +79,27 @@ def validate(cfg: DictConfig) -> DictConfig:
     if "explain" in cfg:
         validate_explain(cfg.explain)
     return cfg
+
+
+def validate_labels(data: DictConfig) -> None:
+    """The class set, FER+'s labels file and what reads it fit the data set."""
+    source = DATASETS.get(data.name)
+    if source.classes is not None and data.classes != source.classes:
+        raise ConfigError("data.classes", f"{source.classes}: data={data.name} brings its own classes (the choice "
+                          "is data=synthetic's)", data.classes)
+    if data.label_mode != "majority" and data.name != "ferplus":
+        raise ConfigError("data.label_mode", f"majority: label modes read FER+'s votes (data=ferplus), not "
+                          f"data={data.name}", data.label_mode)
+    if data.clean != "none" and data.name != "fer2013":
+        raise ConfigError("data.clean", f"none: data.clean=ferplus cleans data=fer2013 (row-aligned with FER+), "
+                          f"not data={data.name}", data.clean)
+    reads_labels = data.name == "ferplus" or data.clean == "ferplus"
+    if reads_labels and not data.labels:
+        what = "data=ferplus" if data.name == "ferplus" else "data.clean=ferplus"
+        raise ConfigError("data.labels", f"the path of FER+'s fer2013new.csv, which {what} reads", data.labels)
+    if data.labels and not reads_labels:
+        raise ConfigError("data.labels", "null: only data=ferplus and data=fer2013 data.clean=ferplus read FER+'s "
+                          "labels", data.labels)
 
 
 def validate_tracking(tracking: DictConfig) -> None:

@@ -16,11 +16,13 @@ class BatchSlices(Dataset):
     """Indexed by a whole list of row indices at once, so a batch is one tensor slice, not N samples.
 
     FER2013 fits in memory many times over; per-sample __getitem__ and collation would dominate.
+    A batch is (images, labels), and the label distributions after them where the split has some (FER+).
     """
 
     def __init__(self, split: Split, device: torch.device | None = None):
         self.images = torch.from_numpy(np.ascontiguousarray(split.images)).unsqueeze(1).to(device)  # (N,1,48,48)
         self.labels = torch.from_numpy(split.labels.astype(np.int64)).to(device)
+        self.targets = None if split.targets is None else torch.from_numpy(split.targets).to(device)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -29,7 +31,9 @@ class BatchSlices(Dataset):
         index = torch.as_tensor(index)
         if self.images.is_cuda:  # from pinned memory the copy is queued; from pageable memory it waits for the GPU
             index = index.pin_memory().to(self.images.device, non_blocking=True)
-        return self.images[index], self.labels[index]
+        if self.targets is None:
+            return self.images[index], self.labels[index]
+        return self.images[index], self.labels[index], self.targets[index]
 
 
 class EpochBatchSampler(BatchSampler):
@@ -123,8 +127,8 @@ class FERDataModule(pl.LightningDataModule):
         return self._loader(split, shuffle=False)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        x, y = batch
+        x, *labels = batch
         x = x.float().div_(255.0)
         if self.trainer is not None and self.trainer.training:
             x = self.augment(x)
-        return x, y
+        return x, *labels

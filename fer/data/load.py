@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fer.data.readers import read_fer2013, read_folder, read_hw3
+from fer.data.readers import ReadResult, read_fer2013, read_folder, read_hw3
+from fer.data.readers.ferplus import clean_fer2013, read_ferplus
 from fer.data.splits import Splits, arrange, cap
 from fer.data.synthetic import generate
+from fer.labels import CLASS_SETS
 from fer.registry import Registry
 
 
@@ -19,39 +21,55 @@ from fer.registry import Registry
 class Source:
     load: Callable[..., Splits]  # the data config → its splits
     needs_path: bool  # reads `data.path` (else generates its rows)
+    classes: str | None = "fer2013"  # its class set (fer.labels.CLASS_SETS); None: chosen by `data.classes`
+    takes_labels: bool = False  # reads FER+'s labels file `data.labels` (always, or for data.clean=ferplus)
 
 
 def synthetic_splits(cfg) -> Splits:
-    """Three independently drawn splits; `limit` caps them like any other data set."""
+    """Three independently drawn splits in the class set `data.classes`; `limit` caps them like any other data."""
     rng = np.random.default_rng(cfg.seed)
-    make = lambda n, k: cap(generate(n, seed=cfg.seed * 3 + k, noise=cfg.noise), cfg.limit, rng)  # noqa: E731
-    return Splits(train=make(cfg.n_train, 0), val=make(cfg.n_val, 1), tests={"test": make(cfg.n_test, 2)})
+    classes = CLASS_SETS.get(cfg.classes)
+    make = lambda n, k: cap(generate(n, seed=cfg.seed * 3 + k, noise=cfg.noise, classes=classes),  # noqa: E731
+                            cfg.limit, rng)
+    return Splits(train=make(cfg.n_train, 0), val=make(cfg.n_val, 1), tests={"test": make(cfg.n_test, 2)},
+                  classes=classes)
 
 
-def from_file(reader) -> Callable[..., Splits]:
-    """Read `data.path` with `reader` and arrange its splits by the validation policy."""
+def fer2013_rows(path: Path, cfg) -> ReadResult:
+    """Kaggle FER2013, less FER+'s not-a-face faces with `data.clean=ferplus`."""
+    if cfg.clean == "ferplus":
+        return clean_fer2013(path, Path(cfg.labels).expanduser(), cfg.on_bad_row)
+    return read_fer2013(path, cfg.on_bad_row)
+
+
+def ferplus_rows(path: Path, cfg) -> ReadResult:
+    return read_ferplus(path, Path(cfg.labels).expanduser(), cfg.label_mode, cfg.on_bad_row)
+
+
+def from_file(read: Callable[[Path, object], ReadResult]) -> Callable[..., Splits]:
+    """Read `data.path` with `read(path, data config)` and arrange its splits by the validation policy."""
 
     def load(cfg) -> Splits:
         path = Path(cfg.path).expanduser()
-        result = reader(path, on_bad_row=cfg.on_bad_row)
+        result = read(path, cfg)
         if result.skipped:
-            more = ", …" if len(result.skipped) > 10 else ""
             more = ", …" if len(result.skipped) > 10 else ""
             lines = ", ".join(str(line) for line, _ in result.skipped[:10]) + more
             print(f"fer: warning: data.on_bad_row=skip left out {len(result.skipped)} malformed rows of {path} "
                   f"(lines {lines}); the run lists them in skipped_rows.csv", file=sys.stderr)
-        splits = arrange(result.splits, cfg, str(path))
-        splits.skipped = list(result.skipped)
+        splits = arrange(result.splits, cfg, str(path), result.classes)
+        splits.skipped, splits.dropped = list(result.skipped), list(result.dropped)
         return splits
 
     return load
 
 
 DATASETS = Registry("data.name", {
-    "synthetic": Source(synthetic_splits, needs_path=False),
-    "fer2013": Source(from_file(read_fer2013), needs_path=True),
-    "hw3": Source(from_file(read_hw3), needs_path=True),
-    "folder": Source(from_file(read_folder), needs_path=True),
+    "synthetic": Source(synthetic_splits, needs_path=False, classes=None),
+    "fer2013": Source(from_file(fer2013_rows), needs_path=True, takes_labels=True),
+    "ferplus": Source(from_file(ferplus_rows), needs_path=True, classes="ferplus", takes_labels=True),
+    "hw3": Source(from_file(lambda path, cfg: read_hw3(path, cfg.on_bad_row)), needs_path=True),
+    "folder": Source(from_file(lambda path, cfg: read_folder(path, cfg.on_bad_row)), needs_path=True),
 })
 
 

@@ -29,7 +29,9 @@ class Split:
 
     `rows` are the 1-based source line or row numbers, kept so errors and skipped-row logs can
     point back into the user's file; `ids` are the ids a Kaggle-style prediction file needs;
-    `masks` (synthetic data only) mark the regions that decide each image's class.
+    `masks` (synthetic data only) mark the regions that decide each image's class; `targets` (FER+ only) are
+    label distributions: what the model fits on the training split (`data.label_mode`), and the annotators'
+    vote shares on the others, which the any-vote accuracy reads.
     """
 
     images: np.ndarray  # uint8 (N, 48, 48)
@@ -37,12 +39,13 @@ class Split:
     rows: np.ndarray | None = None
     ids: np.ndarray | None = None
     masks: np.ndarray | None = None
+    targets: np.ndarray | None = None  # float32 (N, classes), each row summing to 1
 
     def __post_init__(self):
         n = len(self.images)
         assert self.images.dtype == np.uint8 and self.images.shape[1:] == (IMAGE_SIZE, IMAGE_SIZE), self.images.shape
         assert self.labels.shape == (n,), (self.labels.shape, n)
-        for extra in (self.rows, self.ids, self.masks):
+        for extra in (self.rows, self.ids, self.masks, self.targets):
             assert extra is None or len(extra) == n
 
     def __len__(self) -> int:
@@ -55,7 +58,8 @@ class Split:
     def take(self, index: np.ndarray) -> Split:
         """The rows at `index`, every per-row array kept aligned."""
         pick = lambda a: None if a is None else a[index]  # noqa: E731
-        return Split(self.images[index], self.labels[index], pick(self.rows), pick(self.ids), pick(self.masks))
+        return Split(self.images[index], self.labels[index], pick(self.rows), pick(self.ids), pick(self.masks),
+                     pick(self.targets))
 
 
 @dataclass
@@ -64,7 +68,8 @@ class Splits:
 
     `tests` holds the labeled test splits by name (FER2013's PublicTest and PrivateTest are reported
     apart); `predict` the unlabeled rows a Kaggle-style prediction file is made for; `skipped` the
-    (line, reason) of rows `data.on_bad_row=skip` dropped.
+    (line, reason) of rows `data.on_bad_row=skip` dropped as malformed, `dropped` those left out on purpose (FER+'s
+    not-a-face and unknown faces); `classes` names the labels in order.
     """
 
     train: Split
@@ -72,6 +77,8 @@ class Splits:
     tests: dict[str, Split]
     predict: Split | None = None
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    dropped: list[tuple[int, str]] = field(default_factory=list)
+    classes: tuple[str, ...] = EMOTIONS
 
 
 def carve_validation(train: Split, cfg, rng: np.random.Generator, source: str) -> tuple[Split, Split]:
@@ -98,7 +105,7 @@ def cap(split: Split, limit: int | None, rng: np.random.Generator) -> Split:
     return split.take(np.sort(rng.permutation(len(split))[:limit]))
 
 
-def arrange(raw: dict[str, Split], cfg, source: str) -> Splits:
+def arrange(raw: dict[str, Split], cfg, source: str, classes: tuple[str, ...] = EMOTIONS) -> Splits:
     """Apply the validation policy to a reader's splits (keyed by Usage, or train/test)."""
     rng = np.random.default_rng(cfg.seed)
     policy = cfg.val_policy
@@ -128,6 +135,7 @@ def arrange(raw: dict[str, Split], cfg, source: str) -> Splits:
         val=cap(val, cfg.limit, rng),
         tests={k: cap(v, cfg.limit, rng) for k, v in tests.items()},
         predict=predict,
+        classes=classes,
     )
     check(splits, source)
     return splits
@@ -138,8 +146,8 @@ def check(splits: Splits, source: str) -> None:
     for name, split in [("train", splits.train), ("val", splits.val), *splits.tests.items()]:
         if len(split) == 0:
             raise DataError(source, f"the {name} split has no rows; expected at least one")
-    missing = sorted(set(range(len(EMOTIONS))) - set(np.unique(splits.train.labels).tolist()))
+    missing = sorted(set(range(len(splits.classes))) - set(np.unique(splits.train.labels).tolist()))
     if missing:
-        names = ", ".join(f"{i} {EMOTIONS[i]}" for i in missing)
+        names = ", ".join(f"{i} {splits.classes[i]}" for i in missing)
         print(f"fer: warning: no training example of class {names} in {source}: "
               "the model cannot learn it and its confusion-matrix row will be empty", file=sys.stderr)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from fer.data.splits import Split
-from fer.labels import IMAGE_SIZE, NUM_CLASSES
+from fer.labels import EMOTIONS, IMAGE_SIZE
 
 PIXELS_PER_UNIT = 16.0
 """Face units → pixels at scale 1: the head (±1.15 units) fills most of the frame yet, at the largest scale
@@ -29,9 +29,9 @@ MASK_DILATION_PX = 1.5
 _CHUNK = 16
 """Images rendered per pass: small enough that the per-pass float32 temporaries stay in cache (~2x faster)."""
 
-# Expression parameters, one row per class in fer.labels order. Brow height is taken at the brow's middle;
-# a positive slant puts the inner end lower (angry), a negative one raises it (sad, fear). A positive mouth
-# curve lifts the corners (smile). A mouth opening of half-height 0 is a closed mouth.
+# Expression parameters, one row per class in fer.labels.EMOTIONS order, then FER+'s Contempt. Brow height is
+# taken at the brow's middle; a positive slant puts the inner end lower (angry), a negative one raises it (sad,
+# fear). A positive mouth curve lifts the corners (smile). A mouth opening of half-height 0 is a closed mouth.
 (BROW_Y, BROW_SLANT, BROW_INNER_X, EYE_OPEN, MOUTH_CURVE, MOUTH_HALF_W, LIP_HALF_T, OPEN_HALF_W, OPEN_HALF_H,
  MOUTH_TILT, MOUTH_DY) = range(11)  # fmt: skip
 _CLASS_MEANS = np.array(
@@ -44,14 +44,18 @@ _CLASS_MEANS = np.array(
         [-0.44, -0.13, 0.14, 0.85, -1.40, 0.32, 0.045, 0.00, 0.00, 0.00, 0.02],  # Sad: corners down
         [-0.60, 0.00, 0.16, 1.50, 0.00, 0.17, 0.040, 0.17, 0.22, 0.00, 0.05],  # Surprise: round open mouth
         [-0.43, 0.00, 0.15, 1.00, 0.00, 0.33, 0.045, 0.00, 0.00, 0.00, 0.00],  # Neutral
+        [-0.43, 0.05, 0.15, 0.80, 0.55, 0.33, 0.045, 0.00, 0.00, 0.28, 0.00],  # Contempt: one-sided closed smirk
     ],
     dtype=np.float32,
 )
+_PARAM_ROW = {**{e: i for i, e in enumerate(EMOTIONS)}, "Anger": 0, "Happiness": 3, "Sadness": 4, "Contempt": 7}
+"""A class name (FER2013's or FER+'s) → its row of expression parameters."""
 _CLASS_JITTER = np.array([0.065, 0.085, 0.04, 0.32, 0.85, 0.06, 0.012, 0.07, 0.06, 0.18, 0.04], np.float32)
 
 
-def generate(n: int, seed: int, noise: float = 0.06) -> Split:
-    """`n` labelled faces with class-deciding masks, byte-identical for the same `(n, seed)`.
+def generate(n: int, seed: int, noise: float = 0.06, classes: tuple[str, ...] = EMOTIONS) -> Split:
+    """`n` faces labelled in `classes` (their order is the label order), with class-deciding masks,
+    byte-identical for the same `(n, seed, classes)`.
 
     `noise` is the std of Gaussian pixel noise as a fraction of the intensity range; everything else
     (labels, pose, masks) does not depend on it, so the same seed at two noise levels gives the same faces.
@@ -61,8 +65,8 @@ def generate(n: int, seed: int, noise: float = 0.06) -> Split:
     if not noise >= 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
     rng = np.random.default_rng(seed)
-    labels = rng.permutation(np.arange(n) % NUM_CLASSES).astype(np.int64)
-    p = _sample_params(rng, labels)
+    labels = rng.permutation(np.arange(n) % len(classes)).astype(np.int64)
+    p = _sample_params(rng, np.array([_PARAM_ROW[c] for c in classes], np.int64)[labels])
     pixel_noise = rng.standard_normal((n, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
 
     images = np.empty((n, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
@@ -75,9 +79,10 @@ def generate(n: int, seed: int, noise: float = 0.06) -> Split:
     return Split(images=images, labels=labels, rows=np.arange(1, n + 1), masks=masks)
 
 
-def _sample_params(rng: np.random.Generator, labels: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-image pose, lighting, identity and jittered expression, each shaped (n, 1, 1) to broadcast."""
-    n = len(labels)
+def _sample_params(rng: np.random.Generator, expression: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-image pose, lighting, identity and jittered `expression` (rows of _CLASS_MEANS), each shaped
+    (n, 1, 1) to broadcast."""
+    n = len(expression)
     f32 = np.float32
 
     def u(lo, hi):
@@ -86,8 +91,8 @@ def _sample_params(rng: np.random.Generator, labels: np.ndarray) -> dict[str, np
     def g(mean, std):
         return (mean + std * rng.standard_normal(n)).astype(f32)
 
-    expr = _CLASS_MEANS[labels] + _CLASS_JITTER * rng.standard_normal((n, len(_CLASS_JITTER))).astype(f32)
-    shut = _CLASS_MEANS[labels, OPEN_HALF_H] == 0  # closed-mouth classes stay closed whatever the jitter
+    expr = _CLASS_MEANS[expression] + _CLASS_JITTER * rng.standard_normal((n, len(_CLASS_JITTER))).astype(f32)
+    shut = _CLASS_MEANS[expression, OPEN_HALF_H] == 0  # closed-mouth classes stay closed whatever the jitter
     expr[shut, OPEN_HALF_H] = 0.0
     mouth_w = np.maximum(expr[:, MOUTH_HALF_W], 0.1)
     corner = 0.2  # the most the mouth corners may rise or drop, so they stay on the face

@@ -13,23 +13,21 @@ import numpy as np  # noqa: E402
 from captum.attr import visualization as viz  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from fer.labels import EMOTIONS  # noqa: E402
-
 
 def saliency_figure(images: np.ndarray, maps: np.ndarray, labels, preds, confidences, title: str,
                     threshold: float, note: str | None = None, method: str = "saliency",
                     captions: list[str] | None = None) -> Figure:
     """One row per probe: the face, Captum's heat map of |attribution|, and the face where the map
     (normalized to its maximum) exceeds `threshold`. A probe is titled by its true class, or its caption (a
-    user's photo has no label)."""
+    user's photo has no label); `labels` and `preds` are class names."""
     n = len(images)
     fig, axes = plt.subplots(n, 3, figsize=(6.6, 2.3 * n + 0.6), squeeze=False, layout="constrained")
     for i in range(n):
         face, attr = images[i], maps[i]
         ax_face, ax_heat, ax_mask = axes[i]
         ax_face.imshow(face, cmap="gray", vmin=0, vmax=1)
-        head = captions[i] if captions else f"true {EMOTIONS[labels[i]]}"
-        ax_face.set_title(f"{head}\npred {EMOTIONS[preds[i]]} ({confidences[i]:.0%})", fontsize=8)
+        head = captions[i] if captions else f"true {labels[i]}"
+        ax_face.set_title(f"{head}\npred {preds[i]} ({confidences[i]:.0%})", fontsize=8)
         if attr.max() > 0:
             # Captum scales by the 98th percentile; a sparse map (Grad-CAM) may need its maximum instead
             outliers = 2 if np.percentile(attr, 98) > 0 else 0

@@ -20,7 +20,6 @@ from fer.errors import ConfigError
 from fer.explain.figures import layer_output_figure, saliency_figure
 from fer.explain.layers import gradcam_layer, has_conv, rectified, resolve_layer
 from fer.explain.saliency import METHODS, attribute, mass_ratio, normalize
-from fer.labels import EMOTIONS
 from fer.tracking.tags import EXPLAIN_NOTES
 
 
@@ -32,7 +31,7 @@ def choose_probes(split: Split, probe_ids) -> np.ndarray:
         if len(bad):
             raise ConfigError("explain.probe_ids", f"rows of the validation split (0–{len(split) - 1})", int(bad[0]))
         return ids
-    return np.array([np.flatnonzero(split.labels == c)[0] for c in range(len(EMOTIONS)) if (split.labels == c).any()])
+    return np.array([np.flatnonzero(split.labels == c)[0] for c in np.unique(split.labels[split.labels >= 0])])
 
 
 @dataclass
@@ -83,7 +82,9 @@ def render_saliency(module, split: Split, cfg, sink: MlflowSink, step: int | Non
         title = f"{method} — target: {'true' if cfg.target == 'label' else 'predicted'} class"
         if step is not None:
             title += f" — epoch {step + 1}"
-        fig = saliency_figure(x[:, 0].cpu().numpy(), maps.cpu().numpy(), y.tolist(), pred.tolist(),
+        names = module.classes
+        truth = None if captions else [names[i] for i in y.tolist()]  # a user's photo has no label
+        fig = saliency_figure(x[:, 0].cpu().numpy(), maps.cpu().numpy(), truth, [names[i] for i in pred.tolist()],
                               conf.tolist(), title, cfg.threshold, note, method,
                               [captions[i] for i in idx] if captions else None)
         if step is None:
@@ -119,7 +120,7 @@ def render_layer_outputs(module, split: Split, cfg, sink: MlflowSink) -> None:
         name, layer = resolve_layer(module.net, spec, "explain.layer_outputs.layers")
         with torch.no_grad():
             maps = LayerActivation(module, layer).attribute(face)[0, : cfg.layer_outputs.n]
-        title = f"{name} outputs for validation row {idx[k]} (true {EMOTIONS[int(y[k])]})"
+        title = f"{name} outputs for validation row {idx[k]} (true {module.classes[int(y[k])]})"
         sink.figure(layer_output_figure(face[0, 0].cpu().numpy(), maps.cpu().numpy(), title),
                     f"layer_outputs/{name}.png")
 

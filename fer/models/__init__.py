@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from fer.config.options import option
+from fer.labels import NUM_CLASSES
 from fer.models.act import init_weights
 from fer.models.cnn import build_cnn
 from fer.models.dnn import build_dnn, matched_widths
@@ -23,19 +24,20 @@ def count_params(model: nn.Module) -> dict[str, int]:
     return {"params_total": total, "params_trainable": trainable, "params_non_trainable": total - trainable}
 
 
-def build_sized_dnn(cfg, act) -> nn.Sequential:
+def build_sized_dnn(cfg, act, classes: int) -> nn.Sequential:
     """The DNN with its hidden widths as given, or solved to match the parameter count of the model option
-    `model.match` (as `model=<match>` configures it)."""
+    `model.match` (as `model=<match>` configures it, with the same classes)."""
     if cfg.match is None:
-        return build_dnn(list(cfg.hidden), cfg, act)
-    target = count_params(create_model(option("model", cfg.match), act))["params_total"]
-    return build_dnn(matched_widths(target, cfg.depth), cfg, act)
+        return build_dnn(list(cfg.hidden), cfg, act, classes)
+    target = count_params(create_model(option("model", cfg.match), act, classes))["params_total"]
+    return build_dnn(matched_widths(target, cfg.depth, classes), cfg, act, classes)
 
 
 MODELS = Registry("model.name", {"cnn": build_cnn, "vgg16": build_vgg, "vgg19": build_vgg, "dnn": build_sized_dnn})
 MATCH_TARGETS = tuple(name for name, build in MODELS.items() if build is not build_sized_dnn)
 
 
-def create_model(cfg, act) -> nn.Sequential:
-    """The network of the model config `cfg` with the activation config `act` (and its initialization)."""
-    return init_weights(MODELS.get(cfg.name)(cfg, act), act)
+def create_model(cfg, act, classes: int = NUM_CLASSES) -> nn.Sequential:
+    """The network of the model config `cfg` with the activation config `act` (and its initialization), with
+    one output per class."""
+    return init_weights(MODELS.get(cfg.name)(cfg, act, classes), act)

@@ -6,12 +6,12 @@ from collections import OrderedDict
 
 from torch import nn
 
-from fer.labels import IMAGE_SIZE, NUM_CLASSES
+from fer.labels import IMAGE_SIZE
 from fer.models.act import activation, dropout
 
 
-def build_cnn(cfg, act) -> nn.Sequential:
-    """conv(first_kernel) → conv … each followed by [BN] + act + 2×2 max-pool, then hidden → 7."""
+def build_cnn(cfg, act, classes: int) -> nn.Sequential:
+    """conv(first_kernel) → conv … each followed by [BN] + act + 2×2 max-pool, then hidden → classes."""
     layers: list[nn.Module] = []
     in_ch, size = 1, IMAGE_SIZE
     for i, out_ch in enumerate(cfg.channels):
@@ -28,6 +28,6 @@ def build_cnn(cfg, act) -> nn.Sequential:
         nn.Linear(in_ch * size * size, cfg.hidden),
         activation(act),
         dropout(act, cfg.dropout),
-        nn.Linear(cfg.hidden, NUM_CLASSES),
+        nn.Linear(cfg.hidden, classes),
     )
     return nn.Sequential(OrderedDict(features=features, classifier=classifier))

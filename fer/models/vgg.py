@@ -6,7 +6,6 @@ from collections import OrderedDict
 
 from torch import nn
 
-from fer.labels import NUM_CLASSES
 from fer.models.act import activation, dropout
 
 # convolutions per stage; channels per stage are 64, 128, 256, 512, 512 as in Simonyan & Zisserman
@@ -14,7 +13,7 @@ STAGES = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2,
 WIDTHS = (64, 128, 256, 512, 512)
 
 
-def build_vgg(cfg, act) -> nn.Sequential:
+def build_vgg(cfg, act, classes: int) -> nn.Sequential:
     if cfg.depth not in STAGES:
         raise ValueError(f"model.depth must be one of {sorted(STAGES)}, got {cfg.depth}")
     layers: list[nn.Module] = []
@@ -33,6 +32,6 @@ def build_vgg(cfg, act) -> nn.Sequential:
         nn.Linear(w, w),
         activation(act),
         dropout(act, cfg.dropout),
-        nn.Linear(w, NUM_CLASSES),
+        nn.Linear(w, classes),
     )
     return nn.Sequential(OrderedDict(features=nn.Sequential(*layers), classifier=classifier))

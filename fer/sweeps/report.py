@@ -101,6 +101,16 @@ def unlike(a: dict[str, str], b: dict[str, str]) -> int:
     return sum(a.get(k) != b.get(k) for k in a.keys() | b.keys() if not k.startswith(own))
 
 
+def scoring(data_names: set[str | None]) -> str:
+    """What "accuracy" means on this page: FER2013's one label per face, or FER+'s majority of ten votes."""
+    ferplus = ("FER+ runs (data=ferplus): test accuracy is against the majority of the ten annotators' votes, and "
+               "test_any_vote_acc (in each run) is the share of predictions that at least one annotator voted for.")
+    fer2013 = "Test accuracy is against the data's own label, one per face."
+    if data_names == {"ferplus"}:
+        return ferplus
+    return f"{fer2013} {ferplus}" if "ferplus" in data_names else fer2013
+
+
 def build(client: MlflowClient, target: str, tmp: str) -> tuple[str, str | None]:
     jobs, parent, title = find_jobs(client, target)
     runs = {j.run_id: client.get_run(j.run_id) for j in jobs}
@@ -111,6 +121,7 @@ def build(client: MlflowClient, target: str, tmp: str) -> tuple[str, str | None]
     page = Page(client, tmp)
     page.h(1, f"fer report — {title}")
     page.p(f"{len(jobs)} runs, {len(done)} with test results; tracking store {client.tracking_uri}.")
+    page.p(scoring({param[j.run_id].get("data.name") for j in jobs}))
     if jobs:
         page.markdown_table(table_markdown(jobs))
     else:
@@ -168,6 +179,10 @@ def build(client: MlflowClient, target: str, tmp: str) -> tuple[str, str | None]
         page.missing("no finished run")
     else:
         page.image(best.run_id, "confusion_matrix.png", f"{best.name}: test confusion matrix")
+        any_vote = runs[best.run_id].data.metrics.get("test_any_vote_acc")
+        if any_vote is not None:
+            page.p(f"Against the votes: {best.test_acc:.1%} of the test faces get their majority label, and "
+                   f"{any_vote:.1%} a class at least one annotator chose.")
         pairs = page.text(best.run_id, "confused_pairs.md")
         if pairs:
             page.markdown_table(pairs)

@@ -15,7 +15,6 @@ from mlflow.entities import DatasetInput, InputTag
 
 from fer.data.load import DATASETS
 from fer.data.splits import Split, Splits
-from fer.labels import NUM_CLASSES
 from fer.tracking import tags
 
 
@@ -43,8 +42,9 @@ def dataset_inputs(splits: Splits, data_cfg) -> list[DatasetInput]:
     for name, context, split in named:
         dataset = from_numpy(split.images, source=source, targets=split.labels, name=f"{data_cfg.name}-{name}",
                              digest=digest(split))
-        counts = np.bincount(split.labels[split.labels >= 0], minlength=NUM_CLASSES).tolist()
+        counts = np.bincount(split.labels[split.labels >= 0], minlength=len(splits.classes)).tolist()
         inputs.append(DatasetInput(dataset._to_mlflow_entity(),  # what mlflow.log_input sends, for a given run id
                                    tags=[InputTag(tags.DATASET_CONTEXT, context),
-                                         InputTag(tags.CLASS_COUNTS, json.dumps(counts))]))
+                                         InputTag(tags.CLASS_COUNTS, json.dumps(counts)),
+                                         InputTag(tags.CLASSES, json.dumps(list(splits.classes)))]))
     return inputs

@@ -22,7 +22,6 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import Schema, TensorSpec
 
 from fer.errors import FerError
-from fer.labels import NUM_CLASSES
 from fer.tracking import tags
 from fer.tracking.spool import when_free
 from fer.training.export import INPUT_SHAPE, example_images, exportable
@@ -30,9 +29,10 @@ from fer.training.export import INPUT_SHAPE, example_images, exportable
 ARTIFACT = "model"  # the LoggedModel's name: `runs:/<run id>/model`
 
 
-def signature(classes: int = NUM_CLASSES) -> ModelSignature:
-    """float32 faces (N, 1, 48, 48), 0–255 in; (N, classes) probabilities out. MLflow enforces one dtype per
-    input, and float32 is what JSON numbers, pandas frames and a `uint8.astype("float32")` all give."""
+def signature(classes: int) -> ModelSignature:
+    """float32 faces (N, 1, 48, 48), 0–255 in; (N, classes) probabilities out (their names are the model's
+    metadata `classes`). MLflow enforces one dtype per input, and float32 is what JSON numbers, pandas frames and a
+    `uint8.astype("float32")` all give."""
     return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *INPUT_SHAPE))]),
                           outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, classes))]))
 
@@ -86,7 +86,8 @@ def log_model(client, run_id: str, module) -> str | None:
                               params=run.data.params, model_type="fer-classifier",
                               experiment_id=run.info.experiment_id)
             when_free(mlflow.pytorch.log_model, exportable(module), name=ARTIFACT, model_id=model.model_id,
-                      serialization_format="pt2", signature=signature(), input_example=example_images().numpy(),
+                      serialization_format="pt2", signature=signature(len(module.classes)),
+                      metadata={"classes": list(module.classes)}, input_example=example_images().numpy(),
                       pip_requirements=requirements(), validate_serving_input=False)
         when_free(store.log_outputs, run_id, [LoggedModelOutput(model.model_id, step)])
         tested = [Metric(m.key, m.value, m.timestamp, m.step, run_id=run_id, model_id=model.model_id)

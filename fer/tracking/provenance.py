@@ -70,10 +70,14 @@ def provenance_tags(overrides: list[str]) -> dict[str, str]:
     return found
 
 
-def description(cfg: DictConfig, params: dict, test_acc: float, command: str) -> str:
+def description(cfg: DictConfig, params: dict, test_acc: float, command: str, any_vote_acc: float | None = None
+                ) -> str:
     """The run's note in the UI: what was trained on what, how well, and how to do it again."""
     data = cfg.data.path or f"synthetic faces (seed {cfg.data.seed})"
+    scored = "" if any_vote_acc is None else (
+        f" against FER+'s majority label; {any_vote_acc:.4f} of the predictions are a class at least one annotator "
+        f"voted for (training: data.label_mode={cfg.data.label_mode})")
     return (f"**{run_name(cfg)}**: {cfg.model.name} with {cfg.act.name}, {int(params['params_total']):,} parameters, "
             f"trained {cfg.trainer.max_epochs} epochs on {cfg.data.name} ({data}; {params['data.rows_train']} "
             f"training rows), optimizer {cfg.optim.name} lr {cfg.optim.lr}.\n\n"
-            f"Test accuracy: **{test_acc:.4f}**.\n\nReproduce: `{command}`\n")
+            f"Test accuracy: **{test_acc:.4f}**{scored}.\n\nReproduce: `{command}`\n")

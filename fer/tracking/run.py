@@ -90,16 +90,20 @@ class TrackedRun:
             self.monitor.finish()
             self.monitor = None
 
-    def log_skipped_rows(self, skipped: list[tuple[int, str]]) -> None:
-        """`data.on_bad_row=skip` drops rows; the run says how many (tag) and which (skipped_rows.csv)."""
-        if not skipped:
-            return
-        set_tags(self.client, self.run_id, {tags.SKIPPED_ROWS: len(skipped)})
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["line", "reason"])
-        writer.writerows(skipped)
-        self.client.log_text(self.run_id, out.getvalue(), "skipped_rows.csv")
+    def log_left_out(self, splits) -> None:
+        """The rows the data left out, each kind said by a tag (how many) and a csv (which, and why): malformed
+        rows `data.on_bad_row=skip` dropped (skipped_rows.csv), and faces dropped on purpose, FER+'s not-a-face
+        and unclear ones (dropped_rows.csv)."""
+        for rows, tag, path in ((splits.skipped, tags.SKIPPED_ROWS, "skipped_rows.csv"),
+                                (splits.dropped, tags.DROPPED_ROWS, "dropped_rows.csv")):
+            if not rows:
+                continue
+            set_tags(self.client, self.run_id, {tag: len(rows)})
+            out = io.StringIO()
+            writer = csv.writer(out)
+            writer.writerow(["line", "reason"])
+            writer.writerows(rows)
+            self.client.log_text(self.run_id, out.getvalue(), path)
 
     def log_datasets(self, splits, data_cfg) -> None:
         """The splits as the run's dataset inputs (training, validation, test), once. MLflow makes a dataset on
@@ -171,7 +175,7 @@ class TrackedRun:
 class JoinedRun(TrackedRun):
     """Rank 0's run seen from another DDP rank: Lightning keeps the rank from logging, and this from writing."""
 
-    def log_skipped_rows(self, skipped: list[tuple[int, str]]) -> None:
+    def log_left_out(self, splits) -> None:
         pass
 
     def log_datasets(self, splits, data_cfg) -> None:

@@ -7,7 +7,8 @@ GIT_COMMIT = "mlflow.source.git.commit"
 GIT_DIRTY = "fer.git.dirty"
 VERSION = "fer.version."  # + a package name
 TEST_SPLIT = "fer.test_split"  # "val" when the data has no labeled test split
-SKIPPED_ROWS = "fer.skipped_rows"
+SKIPPED_ROWS = "fer.skipped_rows"  # malformed rows data.on_bad_row=skip left out
+DROPPED_ROWS = "fer.dropped_rows"  # faces left out on purpose (FER+'s not-a-face and unclear ones)
 EVALUATED_DATA = "fer.evaluated_data"
 EXPLAIN_NOTES = "fer.explain.notes"
 
@@ -26,4 +27,5 @@ MODEL_TRAINING = "custom_model_development"
 NOTE = "mlflow.note.content"  # the run's description in the UI
 DATASET_CONTEXT = "mlflow.data.context"  # on a run's dataset input: training, validation or test
 CLASS_COUNTS = "fer.class_counts"  # on a dataset input: rows per class, in label order
+CLASSES = "fer.classes"  # on a dataset input: the class names, in label order
 LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"  # the run's artifacts the UI shows as tables

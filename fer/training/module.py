@@ -1,4 +1,5 @@
-"""The LightningModule: one network, cross-entropy, torchmetrics for every split, test-time augmentation."""
+"""The LightningModule: one network, cross-entropy (or FER+'s label-distribution losses), torchmetrics for every
+split, test-time augmentation. The class set comes with the data and is kept in the checkpoint."""
 
 from __future__ import annotations
 
@@ -9,28 +10,58 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 from torch import nn
-from torchmetrics import MetricCollection
+from torch.nn import functional as F
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from fer.labels import EMOTIONS, IMAGE_SIZE, NUM_CLASSES
+from fer.labels import CLASS_SETS, IMAGE_SIZE
 from fer.models import create_model
 from fer.models.norm import Normalizer
 from fer.training import tta
 from fer.training.optim import configure
 
+MULTILABEL_EPSILON = 0.001  # the paper's floor under every class's target in multilabel mode
 
-def test_metrics() -> MetricCollection:
+
+def class_set(cfg) -> tuple[str, ...]:
+    """The class names of the run config `cfg`, in label order."""
+    return CLASS_SETS.get(cfg.data.get("classes", "fer2013"))
+
+
+def test_metrics(classes: int) -> MetricCollection:
     return MetricCollection({
-        "acc": MulticlassAccuracy(NUM_CLASSES, average="micro"),
-        "f1": MulticlassF1Score(NUM_CLASSES, average="macro"),
-        "class_acc": MulticlassAccuracy(NUM_CLASSES, average="none"),
-        "confmat": MulticlassConfusionMatrix(NUM_CLASSES),
+        "acc": MulticlassAccuracy(classes, average="micro"),
+        "f1": MulticlassF1Score(classes, average="macro"),
+        "class_acc": MulticlassAccuracy(classes, average="none"),
+        "confmat": MulticlassConfusionMatrix(classes),
     })
 
 
-class FERModule(pl.LightningModule):
-    """Classifies normalized faces; `config` is the resolved run config as a plain dict.
+def label_mode_loss(logits: torch.Tensor, targets: torch.Tensor, mode: str, smoothing: float) -> torch.Tensor:
+    """The training loss against FER+ label distributions, by `data.label_mode` (as the paper's `cost_func`):
+    majority, crossentropy: cross-entropy against the target (one-hot, or the vote shares); probability: against
+    a label drawn from the shares, anew each step; multilabel: −log of the likeliest accepted class's
+    probability, so predicting any class a good share of annotators chose costs little."""
+    if mode == "probability":
+        return F.cross_entropy(logits, torch.multinomial(targets, 1).squeeze(1), label_smoothing=smoothing)
+    if mode == "multilabel":
+        accepted = (1 - MULTILABEL_EPSILON) * (targets > 0) + MULTILABEL_EPSILON
+        return -(accepted.log() + logits.log_softmax(1)).amax(1).mean()
+    return F.cross_entropy(logits, targets, label_smoothing=smoothing)
 
+
+def any_vote_hits(logits: torch.Tensor, shares: torch.Tensor) -> torch.Tensor:
+    """1 where the predicted class got at least one annotator's vote, else 0."""
+    return (shares.gather(1, logits.argmax(1, keepdim=True)).squeeze(1) > 0).float()
+
+
+class FERModule(pl.LightningModule):
+    """Classifies normalized faces; `config` is the resolved run config as a plain dict. Its `data.classes` names
+    the classes (FER2013's seven in configs from before class sets).
+
+    Batches are (images, labels), or (images, labels, targets) where the data has label distributions (FER+):
+    training then fits the targets by `data.label_mode`, and evaluation also counts the predictions at least one
+    annotator voted for (`*_any_vote_acc`); accuracy stays against the label (FER+'s majority).
     The confusion matrices of the last test are kept in `test_results` for the artifact callback.
     With `trainer.compile`, the steps of a fit (and the test after it) run `forward` through torch.compile;
     `forward` itself stays eager for explanations and restored models.
@@ -43,20 +74,25 @@ class FERModule(pl.LightningModule):
         self.save_hyperparameters(logger=False)
         cfg = OmegaConf.create(config)
         self.cfg = cfg
+        self.classes = class_set(cfg)
+        n = len(self.classes)
         self.normalizer = Normalizer(cfg.norm.name)
-        self.net = create_model(cfg.model, cfg.act)
+        self.net = create_model(cfg.model, cfg.act, n)
         if cfg.trainer.get("channels_last"):
             self.net = self.net.to(memory_format=torch.channels_last)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.label_mode = cfg.data.get("label_mode", "majority")
         # no argument checks per step: each would wait for the GPU
-        self.train_acc = MulticlassAccuracy(NUM_CLASSES, average="micro", validate_args=False)
-        self.val_acc = MulticlassAccuracy(NUM_CLASSES, average="micro", validate_args=False)
-        self.val_f1 = MulticlassF1Score(NUM_CLASSES, average="macro", validate_args=False)
+        self.train_acc = MulticlassAccuracy(n, average="micro", validate_args=False)
+        self.val_acc = MulticlassAccuracy(n, average="micro", validate_args=False)
+        self.val_f1 = MulticlassF1Score(n, average="macro", validate_args=False)
+        self.val_any_vote = MeanMetric()
         self.tta = cfg.get("test", {}).get("tta", "none")
         self.batch_size = cfg.data.batch_size
         self.test_names = list(test_names)
         groups = self.test_names + (["all"] if len(self.test_names) > 1 else [])
-        self.tests = nn.ModuleDict({name: test_metrics() for name in groups})
+        self.tests = nn.ModuleDict({name: test_metrics(n) for name in groups})
+        self.test_any_vote = nn.ModuleDict({name: MeanMetric() for name in groups})
         self.test_results: dict[str, dict] = {}
         self.example_input_array = torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE)
 
@@ -96,9 +132,12 @@ class FERModule(pl.LightningModule):
         return self._compiled(x)[:n]
 
     def training_step(self, batch, batch_idx):
-        x, y = batch
+        x, y, *targets = batch
         logits = self.logits(x)
-        loss = self.criterion(logits, y)
+        if targets:
+            loss = label_mode_loss(logits, targets[0], self.label_mode, self.cfg.label_smoothing)
+        else:
+            loss = self.criterion(logits, y)
         self.train_acc(logits, y)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
@@ -108,21 +147,25 @@ class FERModule(pl.LightningModule):
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True, sync_dist=True)
 
     def validation_step(self, batch, batch_idx):
-        x, y = batch
+        x, y, *shares = batch
         logits = self.logits(x)
         self.val_acc(logits, y)
         self.val_f1(logits, y)
         self.log("val_loss", self.criterion(logits, y), on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("val_acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
         self.log("val_f1", self.val_f1, on_step=False, on_epoch=True)
+        if shares:
+            self.val_any_vote(any_vote_hits(logits, shares[0]))
+            self.log("val_any_vote_acc", self.val_any_vote, on_step=False, on_epoch=True)
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
-        x, y = batch
+        x, y, *shares = batch
         probs = tta.probabilities(self.logits, x, self.tta)
         name = self.test_names[dataloader_idx]
-        self.tests[name].update(probs, y)
-        if "all" in self.tests:
-            self.tests["all"].update(probs, y)
+        for group in (name, "all") if "all" in self.tests else (name,):
+            self.tests[group].update(probs, y)
+            if shares:
+                self.test_any_vote[group].update(any_vote_hits(probs, shares[0]))
 
     def on_test_epoch_end(self):
         """`test_<split>_acc` per named split (FER2013's public, private), `test_acc` and the per-class
@@ -134,14 +177,19 @@ class FERModule(pl.LightningModule):
             values = metrics.compute()
             metrics.reset()
             confmat = values["confmat"].cpu()
+            voted = self.test_any_vote[name]
+            if voted.update_called:
+                values["any_vote_acc"] = voted.compute()
+                voted.reset()
+            shown = [k for k in ("acc", "f1", "any_vote_acc") if k in values]
             if name not in ("all", "test"):
-                log(f"test_{name}_acc", values["acc"])
-                log(f"test_{name}_f1", values["f1"])
+                for k in shown:
+                    log(f"test_{name}_{k}", values[k])
             if name == overall:
-                log("test_acc", values["acc"])
-                log("test_f1", values["f1"])
+                for k in shown:
+                    log(f"test_{k}", values[k])
                 support = confmat.sum(1)
-                for i, cls in enumerate(EMOTIONS):
+                for i, cls in enumerate(self.classes):
                     if support[i] > 0:
                         log(f"test_acc_{cls}", values["class_acc"][i])
             self.test_results[name] = {"acc": float(values["acc"]), "confmat": confmat.tolist()}
@@ -161,7 +209,7 @@ class FERModule(pl.LightningModule):
                    for i in range(0, len(faces), batch_size)]
         finally:
             self.train(was_training)
-        return torch.cat(out).numpy() if out else np.zeros((0, NUM_CLASSES), np.float32)
+        return torch.cat(out).numpy() if out else np.zeros((0, len(self.classes)), np.float32)
 
     def configure_optimizers(self):
         return configure(self.cfg.optim, self.cfg.sched, self.parameters(), self.trainer.max_epochs,

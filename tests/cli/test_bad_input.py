@@ -16,7 +16,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import call_fer, faces, only_run, pixel_text, run_fer, save, write_hw3
+from helpers import (
+    FERPLUS_HEADER,
+    call_fer,
+    faces,
+    ferplus_votes,
+    only_run,
+    pixel_text,
+    run_fer,
+    save,
+    write_ferplus,
+    write_hw3,
+)
 from mlflow.tracking import MlflowClient
 
 TRAIN = ["trainer.max_epochs=1", "trainer.progress_bar=false", "trainer.num_sanity_val_steps=0", "explain=none",
@@ -86,6 +97,20 @@ def folder_case(expected: str, broken: str | None = None):
     return build
 
 
+def ferplus_case(expected: str, rows: int = 4, header: str = FERPLUS_HEADER, usages=None, vote=None):
+    """The four-row fer2013.csv with a fer2013new.csv of `rows` rows (its third row's sadness vote `vote`)."""
+    def build(tmp):
+        args, path = fer2013(tmp)
+        votes = [[str(v) for v in row] for row in ferplus_votes([0, 1, 3, 4])][:rows]
+        if vote is not None:
+            votes[2][3] = vote
+        usage = usages or ["Training", "Training", "PublicTest", "PrivateTest"][:rows]
+        labels = write_ferplus(tmp / "fer2013new.csv", usage, votes, header=header)
+        return (["data=ferplus", args[1], f"data.labels={labels}"],
+                expected.format(labels=labels, path=path))
+    return build
+
+
 def config_case(*args: str, expected: str):
     return lambda tmp: (list(args), expected)
 
@@ -120,6 +145,24 @@ CASES = {
                                          broken="train/happy/broken.png"),
     "unknown class folder": folder_case("{root}/train/joyful: unknown class folder 'joyful'; expected one of angry",
                                         broken="train/joyful/a.png"),
+    "FER+ row count": ferplus_case("{labels}: 3 rows; expected 4 or more, one per row of {path} (FER+ is "
+                                   "row-aligned with fer2013.csv)", rows=3),
+    "FER+ header": ferplus_case("{labels}:1: not the FER+ header: column 4 is 'happy'; expected Usage,Image name,"
+                                "neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF",
+                                header=FERPLUS_HEADER.replace("happiness", "happy")),
+    "FER+ vote": ferplus_case("{labels}:4: column 'sadness': 'many' is not a vote count; expected a whole number 0 "
+                              "or more", vote="many"),
+    "FER+ alignment": ferplus_case("{labels}:3: Usage PublicTest but row 3 of {path} is Training (1 of 4 rows "
+                                   "disagree): the files are not row-aligned",
+                                   usages=["Training", "PublicTest", "PublicTest", "PrivateTest"]),
+    "FER+ without labels": config_case("data=ferplus", "data.path=x", expected="config key 'data.labels': expected "
+                                       "the path of FER+'s fer2013new.csv, which data=ferplus reads, got None"),
+    "label mode of FER2013": config_case("data=fer2013", "data.path=x", "data.label_mode=crossentropy",
+                                         expected="config key 'data.label_mode': expected majority: label modes "
+                                                  "read FER+'s votes (data=ferplus), not data=fer2013"),
+    "classes of FER2013": config_case("data=fer2013", "data.path=x", "data.classes=ferplus",
+                                      expected="config key 'data.classes': expected fer2013: data=fer2013 brings "
+                                               "its own classes"),
     "no data.path": config_case("data=hw3", expected="config key 'data.path': expected the path of the hw3 data"),
     "unknown option": config_case("model=resnet50",
                                   expected="config key 'model': expected one of cnn, dnn, dnn_matched, vgg16, vgg19, "

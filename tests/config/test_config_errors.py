@@ -32,7 +32,8 @@ REGISTRIES = {"model": MODELS, "act": ACTIVATIONS, "data": DATASETS, "norm": NOR
 
 
 def option_config(group: str, option: str):
-    return composed(f"{group}={option}", *(["data.path=x"] if group == "data" else []))
+    paths = ["data.path=x", *(["data.labels=y"] if option == "ferplus" else [])] if group == "data" else []
+    return composed(f"{group}={option}", *paths)
 
 
 @pytest.mark.parametrize("group,option", OPTIONS)

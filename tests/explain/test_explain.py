@@ -99,7 +99,8 @@ def test_figures_have_a_row_per_probe_and_a_tile_per_feature_map():
     rng = np.random.default_rng(0)
     faces, maps = rng.random((3, 48, 48)), rng.random((3, 48, 48))
     maps[2] = 0  # an all-zero attribution (a dead Grad-CAM) still draws
-    fig = saliency_figure(faces, maps, [0, 3, 6], [0, 4, 6], [0.9, 0.5, 0.7], "saliency", 0.3)
+    fig = saliency_figure(faces, maps, ["Angry", "Happy", "Neutral"], ["Angry", "Sad", "Neutral"], [0.9, 0.5, 0.7],
+                          "saliency", 0.3)
     assert len(fig.axes) == 9 and fig.axes[3].get_title().startswith("true Happy\npred Sad (50%)")
     masked = fig.axes[2].images[0].get_array()
     assert np.array_equal(masked, np.where(maps[0] / maps[0].max() > 0.3, faces[0], 0.0))

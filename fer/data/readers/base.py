@@ -31,10 +31,13 @@ LABEL_RANGE = f"0–{NUM_CLASSES - 1} ({', '.join(f'{i} {e}' for i, e in enumera
 
 @dataclass(frozen=True)
 class ReadResult:
-    """What a reader found: the splits by source name, and the (line, reason) of rows it skipped."""
+    """What a reader found: the splits by source name, the (line, reason) of malformed rows it skipped and of
+    rows it dropped on purpose (FER+'s not-a-face faces), and the class names in label order."""
 
     splits: dict[str, Split]
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    dropped: list[tuple[int, str]] = field(default_factory=list)
+    classes: tuple[str, ...] = EMOTIONS
 
 
 class BadRow(Exception):
@@ -54,6 +57,7 @@ class Table:
     values: dict[str, list]  # parsed non-pixel columns by lower-case name
     rows: np.ndarray  # 1-based line numbers
     skipped: list[tuple[int, str]]
+    positions: np.ndarray  # 0-based index of each row among the data rows, skipped ones counted (row alignment)
 
 
 def check_mode(on_bad_row: str) -> None:
@@ -148,12 +152,15 @@ def parse_csv(path: Path, pixel_column: str, columns: list[Column], on_bad_row: 
     images = np.empty((len(lines), PIXELS), dtype=np.uint8)
     values: dict[str, list] = {key: [] for key in index}
     rows: list[int] = []
+    positions: list[int] = []
     skipped: list[tuple[int, str]] = []
+    position = -1
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)  # older numpy warns instead of raising on junk
         for line_no, line in enumerate(lines[1:], 2):
             if not line or line.isspace():
                 continue
+            position += 1
             try:
                 if b'"' in line:
                     fields = [f.encode("utf-8") for f in next(csv.reader([line.decode("utf-8", "replace")]))]
@@ -172,6 +179,7 @@ def parse_csv(path: Path, pixel_column: str, columns: list[Column], on_bad_row: 
             for key, value in parsed:
                 values[key].append(value)
             rows.append(line_no)
+            positions.append(position)
     if not rows:
         if skipped:
             line_no, reason = skipped[0]
@@ -180,7 +188,7 @@ def parse_csv(path: Path, pixel_column: str, columns: list[Column], on_bad_row: 
         raise DataError(path, "no data rows after the header; expected one row per image")
     n = len(rows)
     images = images[:n].reshape(n, IMAGE_SIZE, IMAGE_SIZE)
-    return Table(images, values, np.array(rows, dtype=np.int64), skipped)
+    return Table(images, values, np.array(rows, dtype=np.int64), skipped, np.array(positions, dtype=np.int64))
 
 
 def _parse_pixels(token: bytes) -> np.ndarray:

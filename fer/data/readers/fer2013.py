@@ -24,7 +24,12 @@ _FER_KEYS = "pixels uint8 (N, 48, 48), emotion int (N,), optionally usage str (N
 
 
 def read_fer2013(path, on_bad_row: str = "error") -> ReadResult:
-    """Kaggle fer2013 as csv, csv.gz or prepared npz, split by its Usage column (first-seen order).
+    """Kaggle fer2013 as csv, csv.gz or prepared npz, split by its Usage column (first-seen order)."""
+    return read_rows(path, on_bad_row).result(Path(path), on_bad_row)
+
+
+def read_rows(path, on_bad_row: str = "error") -> Rows:
+    """The file's rows in file order, with their positions (what FER+'s row-aligned labels index).
 
     Parsing the 290 MB csv takes seconds, so the parsed rows are cached beside it as
     `<name>.prepared.npz` and reused while the cache is newer than the csv.
@@ -41,30 +46,30 @@ def read_fer2013(path, on_bad_row: str = "error") -> ReadResult:
         raise DataError(path, "no such file; expected the Kaggle fer2013.csv (emotion,pixels,Usage), "
                         f"its .csv.gz or a prepared .npz{hint}")
     if _is_npz(path):
-        return _load_npz(path, on_bad_row).result(path, on_bad_row)
+        return _load_npz(path, on_bad_row)
 
     cache = _cache_path(path)
     if _cache_fresh(cache, path):
         try:
-            prepared = _load_npz(cache, "skip")
+            prepared = _load_npz(cache, "skip", cached=True)
         except DataError as e:
             print(f"fer: cannot use cache {cache} ({e.problem}); re-parsing {path}", file=sys.stderr)
         else:
             print(f"fer: using cached {cache} (delete it to re-parse {path})", file=sys.stderr)
-            return prepared.result(path, on_bad_row)
+            return prepared
 
     start = time.perf_counter()
     columns = [Column("emotion", parse_label), Column("Usage", _parse_usage, required=False)]
     table = parse_csv(path, "pixels", columns, on_bad_row)
     seconds = time.perf_counter() - start
     n = len(table.rows)
-    prepared = _Prepared(table.images, np.asarray(table.values["emotion"], dtype=np.int64),
-                         np.array(table.values.get("usage") or ["Training"] * n, dtype=str), table.rows,
-                         table.skipped)
+    prepared = Rows(table.images, np.asarray(table.values["emotion"], dtype=np.int64),
+                    np.array(table.values.get("usage") or ["Training"] * n, dtype=str), table.rows,
+                    table.skipped, table.positions)
     note = _write_cache(cache, prepared)
     dropped = f" ({len(table.skipped):,} malformed rows skipped)" if table.skipped else ""
     print(f"fer: parsed {n:,} rows of {path}{dropped} in {seconds:.1f} s; {note}", file=sys.stderr)
-    return prepared.result(path, on_bad_row)
+    return prepared
 
 
 def _parse_usage(token: bytes) -> str:
@@ -95,7 +100,7 @@ def _cache_fresh(cache: Path, source: Path) -> bool:
 
 
 @dataclass
-class _Prepared:
+class Rows:
     """FER2013 rows in file order: what the cache and a prepared npz hold."""
 
     pixels: np.ndarray  # uint8 (N, 48, 48)
@@ -103,14 +108,21 @@ class _Prepared:
     usage: np.ndarray  # str (N,)
     rows: np.ndarray  # int64 (N,), 1-based source line or row numbers
     skipped: list[tuple[int, str]]  # (line, problem) of rows dropped while parsing
+    positions: np.ndarray  # int64 (N,), 0-based index among the file's data rows, skipped ones counted
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"pixels": self.pixels, "emotion": self.emotion, "usage": self.usage, "rows": self.rows,
+                "positions": self.positions,
                 "skipped_line": np.array([line for line, _ in self.skipped], dtype=np.int64),
                 "skipped_reason": np.array([reason for _, reason in self.skipped], dtype=str)}
 
-    def result(self, source: Path, on_bad_row: str) -> ReadResult:
-        """Group by Usage; rows the cached parse skipped are fatal again when `on_bad_row` is error."""
+    def take(self, keep: np.ndarray) -> Rows:
+        return Rows(self.pixels[keep], self.emotion[keep], self.usage[keep], self.rows[keep], self.skipped,
+                    self.positions[keep])
+
+    def result(self, source: Path, on_bad_row: str, targets: np.ndarray | None = None) -> ReadResult:
+        """Group by Usage; rows the cached parse skipped are fatal again when `on_bad_row` is error.
+        `targets` (N, classes), row-aligned, go with their rows into the splits."""
         if self.skipped and on_bad_row == "error":
             line, problem = self.skipped[0]
             raise DataError(source, problem, line=line)
@@ -119,11 +131,12 @@ class _Prepared:
         splits = {}
         for name in dict.fromkeys(self.usage.tolist()):
             index = np.flatnonzero(self.usage == name)
-            splits[name] = Split(self.pixels[index], self.emotion[index], self.rows[index])
+            splits[name] = Split(self.pixels[index], self.emotion[index], self.rows[index],
+                                 targets=None if targets is None else targets[index])
         return ReadResult(splits, [(line, f"{source.name}: {problem}") for line, problem in self.skipped])
 
 
-def _write_cache(cache: Path, prepared: _Prepared) -> str:
+def _write_cache(cache: Path, prepared: Rows) -> str:
     """Write the cache atomically (a reader never sees half a file); say where, or why not."""
     tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
     try:
@@ -136,8 +149,10 @@ def _write_cache(cache: Path, prepared: _Prepared) -> str:
     return f"cached as {cache}"
 
 
-def _load_npz(path: Path, on_bad_row: str) -> _Prepared:
-    """A prepared npz, checked; rows with a bad label or usage are raised or listed as skipped."""
+def _load_npz(path: Path, on_bad_row: str, cached: bool = False) -> Rows:
+    """A prepared npz, checked; rows with a bad label or usage are raised or listed as skipped. Without a
+    `positions` array a row's position is its index in the npz; a `cached` one must have it (older caches are
+    parsed again)."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
@@ -153,14 +168,18 @@ def _load_npz(path: Path, on_bad_row: str) -> _Prepared:
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
         raise DataError(path, f"array 'pixels' is {pixels.dtype} {pixels.shape}; expected uint8 (N, 48, 48)")
     n = len(pixels)
+    if cached and "positions" not in arrays:
+        raise DataError(path, "written by an older fer (no row positions)")
     usage = arrays.get("usage", np.full(n, "Training"))
     rows = arrays.get("rows", np.arange(1, n + 1))
+    positions = arrays.get("positions", np.arange(n))
     for key, array, kinds, kind_name in [("emotion", emotion, "iu", "int"), ("usage", usage, "US", "str"),
-                                         ("rows", rows, "iu", "int")]:
+                                         ("rows", rows, "iu", "int"), ("positions", positions, "iu", "int")]:
         if array.dtype.kind not in kinds or array.shape != (n,):
             raise DataError(path, f"array '{key}' is {array.dtype} {array.shape}; "
                             f"expected {kind_name} ({n},) to match 'pixels'")
-    usage, emotion, rows = usage.astype(str), emotion.astype(np.int64), rows.astype(np.int64)
+    usage, emotion, rows, positions = (usage.astype(str), emotion.astype(np.int64), rows.astype(np.int64),
+                                       positions.astype(np.int64))
     skipped = list(zip(arrays.get("skipped_line", np.zeros(0, np.int64)).tolist(),
                        arrays.get("skipped_reason", np.zeros(0, str)).tolist(), strict=True))
 
@@ -173,7 +192,8 @@ def _load_npz(path: Path, on_bad_row: str) -> _Prepared:
         if on_bad_row == "error":
             raise DataError(path, f"row {rows[i]}: {problem}")
         skipped.append((int(rows[i]), f"row {rows[i]}: {problem}"))
+    prepared = Rows(pixels, emotion, usage, rows, skipped, positions)
     if not keep.all():
         skipped.sort()
-        pixels, emotion, usage, rows = pixels[keep], emotion[keep], usage[keep], rows[keep]
-    return _Prepared(pixels, emotion, usage, rows, skipped)
+        prepared = prepared.take(keep)
+    return prepared
