@@ -134,3 +134,18 @@ def test_the_note_and_the_report_say_what_accuracy_is_measured_against(ferplus_r
     page = (tmp_path / "report.html").read_text()
     assert "test accuracy is against the majority of the ten annotators&#x27; votes" in page
     assert f"{run.data.metrics['test_any_vote_acc']:.1%} a class at least one annotator chose" in page
+
+
+def test_fer2013_cleaned_by_ferplus_keeps_its_seven_labels_without_the_not_a_face_faces(ferplus_run, tmp_path,
+                                                                                     empty_store):
+    cwd = ferplus_run[0]
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    proc = call_fer("fer.train", "data=fer2013", f"data.path={cwd / 'fer2013.csv'}", "data.clean=ferplus",
+                    f"data.labels={cwd / 'fer2013new.csv'}", *QUICK, "trainer.max_epochs=1", "explain=none",
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    client, run = only_run(tmp_path)
+    assert int(run.data.params["data.rows_train"]) == SPLITS["Training"] - NOT_A_FACE
+    assert run.data.tags["fer.dropped_rows"] == str(NOT_A_FACE * len(SPLITS))
+    doc = json.loads(artifact_bytes(client, run.info.run_id, "confusion_matrix.json"))
+    assert doc["classes"][0] == "Angry" and len(doc["classes"]) == 7

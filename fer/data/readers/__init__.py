@@ -1,5 +1,6 @@
-"""One file per FER2013 release format, each a reader returning `base.ReadResult` (source split → `Split`);
-imports only fer.data.splits, fer.errors and fer.labels."""
+"""One file per FER2013 release format, each a reader returning `base.ReadResult` (source split → `Split`), and
+FER+'s votes over FER2013's pixels (`ferplus.py`); imports only fer.data.splits and the leaves (errors, labels,
+registry)."""
 
 from fer.data.readers.base import ReadResult
 from fer.data.readers.fer2013 import read_fer2013
