@@ -34,6 +34,7 @@ def train(cfg: DictConfig) -> RunResult:
     validate(cfg)
     check_server(cfg.tracking.uri)  # a server that is down or refuses us fails in seconds, before the data is read
     ddp.check_launch(cfg)
+    ddp.export_submitit_tasks()
     resumed = resume.locate(cfg, job_overrides()) if cfg.resume else None
     if resumed and resumed.kept:  # a continued sweep's job whose run had finished
         print(f"fer: run {resumed.kept[0]} had FINISHED: kept as it is")
@@ -64,7 +65,7 @@ def train(cfg: DictConfig) -> RunResult:
     texts = {"config.yaml": OmegaConf.to_yaml(cfg, resolve=True), "model_summary.txt": model_summary(module)}
     interruption = Interruption()
     callbacks = [RunArtifacts(run.client, run.run_id, name, texts), FiniteLoss(divergence_hint(cfg.norm.name)),
-                 interruption]
+                 interruption, ddp.ShareRun(run)]
     if cfg.explain.enabled:
         callbacks.append(ExplainCallback(run.client, run.run_id, splits.val, cfg.explain))
     trainer, ckpt = build_trainer(cfg.trainer, run.logger, callbacks, run.checkpoint_dir)

@@ -9,6 +9,7 @@ import io
 import os
 import pickle
 import runpy
+import shutil
 import signal
 import socket
 import subprocess
@@ -251,10 +252,15 @@ def free_port() -> int:
 
 
 class MlflowServer:
-    def __init__(self, root: Path, app_name: str | None = None, env: dict | None = None):
+    """`mlflow server` on a free loopback port: sqlite and a local folder by default, or the `backend` and
+    `artifacts` URIs given (PostgreSQL, s3://). Restarted on the same port."""
+
+    def __init__(self, root: Path, app_name: str | None = None, env: dict | None = None, backend: str | None = None,
+                 artifacts: str | None = None):
         self.root, self.port, self.app_name, self.env = root, free_port(), app_name, env or {}
         self.url = f"http://127.0.0.1:{self.port}"
-        self.artifacts = root / "server-artifacts"
+        self.backend = backend or f"sqlite:///{root / 'server.db'}"
+        self.artifacts = artifacts or root / "server-artifacts"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> MlflowServer:
@@ -263,7 +269,7 @@ class MlflowServer:
         app = ["--app-name", self.app_name] if self.app_name else []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", "1", "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
+             "--workers", "1", "--backend-store-uri", self.backend,
              "--artifacts-destination", str(self.artifacts), *app],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 90
@@ -314,3 +320,90 @@ class MlflowServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# --- a team's store: PostgreSQL and an S3 endpoint, on loopback -------------------------------------------
+
+PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None) if Path(
+    "/usr/lib/postgresql").is_dir() else None
+
+
+def postgres_missing() -> str | None:
+    """Why a private PostgreSQL cannot be started here (None when it can)."""
+    if PG_BIN is None or not (PG_BIN / "initdb").exists():
+        return "PostgreSQL is not installed (Debian's postgresql package; .ci/run installs it with apt-get)"
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        return "running as root without runuser: PostgreSQL refuses to run as root"
+    return None
+
+
+class Postgres:
+    """A private PostgreSQL cluster (`initdb` in a temporary folder, `pg_ctl` on a free loopback port), trusting
+    local connections; as root its processes run as the `postgres` user, which it insists on."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="fer-pg-"))
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_user:
+            shutil.chown(self.root, "postgres")
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run([*self.as_user, str(PG_BIN / tool), *args], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> Postgres:
+        self._run("initdb", "-D", str(self.root / "data"), "-U", "fer", "--auth=trust", "-E", "UTF8")
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-l", str(self.root / "log"), "-w", "-o",
+                  f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        return self
+
+    def database(self, name: str) -> str:
+        """A new database; its SQLAlchemy URL."""
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "fer", name)
+        return f"postgresql+psycopg2://fer@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+S3_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+class S3Server:
+    """moto's S3 in server mode on a free loopback port, with one bucket."""
+
+    def __init__(self, bucket: str = "fer-artifacts"):
+        self.port, self.bucket = free_port(), bucket
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**S3_KEYS, "MLFLOW_S3_ENDPOINT_URL": self.url}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> S3Server:
+        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.client().create_bucket(Bucket=self.bucket)
+                return self
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.url, aws_access_key_id="testing",
+                            aws_secret_access_key="testing", region_name="us-east-1")
+
+    def keys(self) -> list[str]:
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()

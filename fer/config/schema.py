@@ -133,6 +133,7 @@ class TrainerConfig:
     channels_last: bool = False  # the network's weights (and so its activations) in NHWC
     benchmark: bool | None = None  # torch.backends.cudnn.benchmark; null: Lightning's default
     ema_decay: float = 0.0  # > 0: validate, checkpoint and test an EMA of the weights (per optimizer step)
+    checkpoint_upload_every: int = 1  # epochs between copies of last.ckpt (and the best) in the run's store; 0: never
 
 
 @dataclass

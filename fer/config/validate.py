@@ -63,6 +63,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     _check(cfg, "trainer.max_epochs", positive, "a positive integer")
     _check(cfg, "label_smoothing", lambda v: 0 <= v < 1, "a number in [0, 1)")
     _check(cfg, "trainer.ema_decay", lambda v: 0 <= v < 1, "a decay in [0, 1) (0: no EMA)")
+    _check(cfg, "trainer.checkpoint_upload_every", non_negative, "0 (never) or a number of epochs")
     if not DATASETS.get(cfg.data.name).needs_path:
         for k in ("n_train", "n_val", "n_test"):
             _check(cfg, f"data.{k}", positive, "a positive integer")

@@ -1,35 +1,61 @@
-"""Several processes, one MLflow run: Lightning's DDP launcher re-runs the command for ranks > 0; those
-processes join the run rank 0 opened (told through the environment they inherit) and never write to it."""
+"""Several processes, one MLflow run, whoever launched them: Lightning's own DDP launcher (which re-runs the
+command for ranks > 0), torchrun, srun, or submitit with several tasks. The launcher's environment gives each
+process its global rank; rank 0 opens the run and the others join it, learning its id from rank 0 by a broadcast
+once the process group is up (`ShareRun`): nothing but the process group has to be shared, so it works the same
+under every launcher. Joined ranks never write to the run."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
+import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
 from fer.errors import ConfigError
 
-RUN_ENV = "FER_DDP_RUN"
+
+def export_submitit_tasks() -> None:
+    """Under submitit with several tasks, the torch.distributed variables (RANK, WORLD_SIZE, MASTER_ADDR, …)
+    from its job environment, as torchrun would set them; nothing otherwise."""
+    if "RANK" in os.environ or not any(k in os.environ for k in ("SUBMITIT_LOCAL_JOB_ID", "SUBMITIT_EXECUTOR")):
+        return
+    import submitit
+
+    env = submitit.JobEnvironment()
+    if env.num_tasks > 1:
+        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
 
 
-def joined_run() -> tuple[str, Path] | None:
-    """(run id, checkpoint dir) of rank 0's run in a process Lightning launched for another rank, else None."""
-    if int(os.environ.get("LOCAL_RANK", "0")) == 0 or RUN_ENV not in os.environ:
-        return None
-    run_id, ckpt_dir = os.environ[RUN_ENV].split(os.pathsep, 1)
-    return run_id, Path(ckpt_dir)
+def global_rank() -> int:
+    """This process's rank among the training processes, from its launcher's environment; 0 when alone."""
+    env = os.environ
+    if "RANK" in env:  # torchrun, submitit (exported above)
+        return int(env["RANK"])
+    if int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in env:  # srun with several tasks
+        return int(env["SLURM_PROCID"])
+    # Lightning's launcher re-runs the command with LOCAL_RANK (and NODE_RANK) set for the other ranks
+    return int(env.get("NODE_RANK", "0") != "0" or env.get("LOCAL_RANK", "0") != "0")
 
 
-def share_run(run_id: str, ckpt_dir: Path) -> None:
-    """Called by rank 0 before fit: the launcher copies this environment into the other ranks."""
-    os.environ[RUN_ENV] = f"{run_id}{os.pathsep}{ckpt_dir}"
+class ShareRun(pl.Callback):
+    """Once the process group is up (a fit's or a test's setup), every rank holds rank 0's run id."""
+
+    def __init__(self, run):
+        self.run = run
+
+    def setup(self, trainer, pl_module, stage):
+        if trainer.world_size > 1:
+            self.run.run_id = trainer.strategy.broadcast(self.run.run_id, src=0)
 
 
 def check_launch(cfg) -> None:
-    """DDP re-runs the command for ranks > 0, which a multirun job cannot: refuse before anything starts."""
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    if multirun and cfg.trainer.get("strategy", "auto") != "auto":
-        raise ConfigError("trainer.strategy", "auto inside a multirun sweep (DDP runs one command at a time)",
+    """Lightning's DDP launcher re-runs the command for ranks > 0, which a job of a local multirun cannot;
+    submitit's jobs are each their own allocation (with their own tasks), so DDP is allowed there."""
+    if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+        return
+    launcher = str(HydraConfig.get().launcher.get("_target_", ""))
+    if cfg.trainer.get("strategy", "auto") != "auto" and "submitit" not in launcher:
+        raise ConfigError("trainer.strategy", "auto inside a multirun sweep on this launcher (DDP runs one command "
+                          "at a time; hydra/launcher=submitit_slurm gives each job its own processes)",
                           cfg.trainer.strategy)

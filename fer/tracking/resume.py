@@ -20,13 +20,15 @@ from omegaconf import DictConfig
 from fer.config.options import compose
 from fer.config.validate import validate
 from fer.errors import ConfigError, FerError
-from fer.tracking import tags
+from fer.tracking import checkpoints, tags
 from fer.tracking.provenance import TRAIN_COMMAND, flatten
 from fer.tracking.store import client_for
 from fer.training.checkpoint import load_checkpoint
 
-# Keys a resumed run may change: how long it trains, and how it shows progress.
-ADJUSTABLE = ("resume", "trainer.max_epochs", "trainer.progress_bar", "data.num_workers")
+# Keys a resumed run may change: how long it trains, how it shows progress and keeps copies, and how this
+# machine reaches the store (another machine may spell its URI otherwise).
+ADJUSTABLE = ("resume", "trainer.max_epochs", "trainer.progress_bar", "trainer.checkpoint_upload_every",
+              "data.num_workers", "tracking.uri")
 
 
 @dataclass
@@ -66,10 +68,13 @@ def locate(cfg: DictConfig, overrides: list[str]) -> Resumed:
     if run.info.status == "FINISHED" and new.trainer.max_epochs <= int(run.data.params["trainer.max_epochs"]):
         raise ConfigError("trainer.max_epochs", f"more than the {run.data.params['trainer.max_epochs']} epochs "
                           f"run {run_id} already FINISHED", new.trainer.max_epochs)
-    last = Path(ckpt_dir) / "last.ckpt"
-    if not last.is_file() and run.data.metrics:
-        raise FerError(f"run {run_id}: its last checkpoint {last} is gone (the run logged epochs, so starting over "
-                       "would log them twice); start a new run instead")
+    last = Path(ckpt_dir) / checkpoints.LAST
+    if not last.is_file():
+        last = checkpoints.fetch(client, run_id, Path(ckpt_dir)) or last  # on another machine: from the store
+    if not last.is_file() and any(k.startswith(("train_", "val_")) for k in run.data.metrics):
+        raise FerError(f"run {run_id}: its last checkpoint {last} is gone, and its artifact store keeps none "
+                       f"(trainer.checkpoint_upload_every=0, or no epoch had ended); the run logged epochs, so "
+                       "starting over would log them twice: start a new run instead")
     if last.is_file():
         load_checkpoint(last, f"run {run_id}: its last checkpoint {last}")  # refused now, not inside the fit
     logged = {(key, m.step) for key in run.data.metrics for m in client.get_metric_history(run_id, key)}

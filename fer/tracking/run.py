@@ -56,12 +56,10 @@ class TrackedRun:
         continues; or, in a DDP rank > 0, rank 0's run."""
         client = client_for(cfg.tracking.uri)
         exp_id = experiment_id(client, cfg.tracking)
-        logger_args = {"experiment_name": cfg.tracking.experiment, "tracking_uri": client.tracking_uri}
-        joined = ddp.joined_run()
-        if joined:
-            run_id, checkpoint_dir = joined
-            return JoinedRun(client, exp_id, run_id, name, checkpoint_dir, RunLogger(**logger_args, run_id=run_id),
-                             cfg.tracking, overrides)
+        logger_args = {"experiment_name": cfg.tracking.experiment, "tracking_uri": client.tracking_uri,
+                       "checkpoint_upload_every": cfg.trainer.get("checkpoint_upload_every", 1)}
+        if ddp.global_rank() > 0:  # rank 0's run: its id comes by broadcast (ddp.ShareRun)
+            return JoinedRun(client, exp_id, None, name, checkpoint_dir, False, cfg.tracking, overrides)
         if resumed and resumed.run_id:
             run_id, checkpoint_dir = resumed.run_id, resumed.checkpoint_dir
             client.update_run(run_id, status="RUNNING")
@@ -70,7 +68,6 @@ class TrackedRun:
         else:
             run_id = start_run(client, exp_id, name, params, {**run_tags, tags.CHECKPOINT_DIR: str(checkpoint_dir)})
             logger = RunLogger(**logger_args, run_id=run_id)
-        ddp.share_run(run_id, checkpoint_dir)
         run = cls(client, exp_id, run_id, name, checkpoint_dir, logger, cfg.tracking, overrides)
         run.in_sweep, run.resumed = tags.PARENT_RUN in run_tags, bool(resumed and resumed.run_id)
         if cfg.tracking.system_metrics:

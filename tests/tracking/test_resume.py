@@ -4,6 +4,7 @@ the same run with each epoch's metrics once, a diverging loss fails the run nami
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,7 +50,9 @@ def assert_each_epoch_once(client, run_id: str) -> None:
         assert steps == list(range(EPOCHS)), (key, steps)
 
 
-def test_kill_9_mid_epoch_then_resume_continues_the_same_run(tmp_path):
+def test_kill_9_mid_epoch_then_resume_elsewhere_continues_the_same_run_from_the_store(tmp_path):
+    """Killed, then resumed from another folder where no local checkpoint exists (another machine that reaches
+    the store): last.ckpt and the best checkpoint come from the run's artifacts, into the same run."""
     proc = start(tmp_path, *LONG)
     run_id = wait_for_epoch(proc, tmp_path, 0)
     time.sleep(0.3)  # inside epoch 1: its checkpoint does not exist yet
@@ -57,8 +60,15 @@ def test_kill_9_mid_epoch_then_resume_continues_the_same_run(tmp_path):
     proc.wait()
     client, run = only_run(tmp_path)
     assert run.info.status == "RUNNING"  # nobody could close it: resume must
-    resumed = call_fer("fer.train", f"resume={run_id}", cwd=tmp_path)
+    assert {a.path for a in client.list_artifacts(run_id, "checkpoints")} == {"checkpoints/best-00.ckpt",
+                                                                             "checkpoints/last.ckpt"}
+    shutil.rmtree(tmp_path / "outputs")  # the machine it ran on is gone
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    uri = f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"
+    resumed = call_fer("fer.train", f"resume={run_id}", uri, cwd=elsewhere)
     assert resumed.returncode == 0, resumed.stderr
+    assert f"fetched run {run_id}'s checkpoints/last.ckpt and best-00.ckpt" in resumed.stdout
     assert "resuming run" in resumed.stdout and "last.ckpt" in resumed.stdout
     client, run = only_run(tmp_path)
     assert run.info.run_id == run_id and run.info.status == "FINISHED"

@@ -1,0 +1,88 @@
+"""A run's checkpoints kept in its artifact store as well as on local disk, so that `resume=<id>` continues it
+on another machine (a cluster requeues a job anywhere; a laptop dies): `last.ckpt` and the best checkpoint so far
+go to `checkpoints/` every `trainer.checkpoint_upload_every` epochs, and come back from there when the local
+folder is missing.
+
+Lightning keeps the best checkpoint's absolute path in `last.ckpt`, so they come back into the folder the run
+was started with (its `fer.checkpoint_dir` tag), made anew where it is missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from mlflow.exceptions import MlflowException
+
+from fer.errors import FerError
+from fer.training.checkpoint import load_checkpoint
+
+ARTIFACT_DIR = "checkpoints"
+LAST = "last.ckpt"
+
+
+class CheckpointCopies:
+    """Told of every checkpoint Lightning saves (the logger's `after_save_checkpoint`, rank 0): each `every`-th
+    new `last.ckpt` goes to the run's `checkpoints/`, after the best checkpoint it names when that changed, so a
+    copy in the store never names a best one the store lacks."""
+
+    def __init__(self, client, run_id: str, every: int):
+        self.client, self.run_id, self.every = client, run_id, every
+        self.sent: dict[str, int] = {}  # path → modification time of the copy sent
+        self.epochs = 0  # new last.ckpt files seen
+
+    def saved(self, checkpoint_callback) -> None:
+        last = Path(checkpoint_callback.last_model_path or "")
+        if self.every <= 0 or not last.is_file() or self.sent.get(str(last)) == last.stat().st_mtime_ns:
+            return
+        self.epochs += 1
+        if self.epochs % self.every:
+            self.sent[str(last)] = last.stat().st_mtime_ns  # seen, not sent: counted once
+            return
+        for path in (Path(checkpoint_callback.best_model_path or ""), last):
+            if path.is_file() and (path == last or self.sent.get(str(path)) != path.stat().st_mtime_ns):
+                self.sent[str(path)] = path.stat().st_mtime_ns
+                self.client.log_artifact(self.run_id, str(path), ARTIFACT_DIR)
+
+
+def fetch(client, run_id: str, folder: Path) -> Path | None:
+    """`last.ckpt` of run `run_id` from its artifact store into `folder` (made if missing), with the best
+    checkpoint it names; the local path of last.ckpt, or None when the store keeps none."""
+    names = {Path(a.path).name for a in _listing(client, run_id)}
+    if LAST not in names:
+        return None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FerError(f"run {run_id}: cannot make its checkpoint folder {folder} ({e.strerror}) to continue it "
+                       "there: resume from a machine where that path can be written") from None
+    last = _download(client, run_id, LAST, folder)
+    state = load_checkpoint(str(last), f"run {run_id}: its stored {ARTIFACT_DIR}/{LAST}")
+    best = next((s.get("best_model_path") for k, s in state.get("callbacks", {}).items()
+                 if k.startswith("ModelCheckpoint") and isinstance(s, dict)), None)
+    if best and Path(best).name in names and not Path(best).is_file():
+        _download(client, run_id, Path(best).name, Path(best).parent)
+    print(f"fer: fetched run {run_id}'s {ARTIFACT_DIR}/{LAST}" + (f" and {Path(best).name}" if best else "")
+          + f" from its artifact store into {folder}")
+    return last
+
+
+def _listing(client, run_id: str):
+    try:
+        return client.list_artifacts(run_id, ARTIFACT_DIR)
+    except (MlflowException, OSError) as e:
+        raise FerError(f"run {run_id}: its artifact store cannot be listed ({str(e).splitlines()[0][:200]}); "
+                       "point tracking.uri at the store that holds it") from None
+
+
+def _download(client, run_id: str, name: str, folder: Path) -> Path:
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            got = client.download_artifacts(run_id, f"{ARTIFACT_DIR}/{name}", tmp)
+        except (MlflowException, OSError) as e:
+            raise FerError(f"run {run_id}: its artifact {ARTIFACT_DIR}/{name} cannot be read "
+                           f"({str(e).splitlines()[0][:200]})") from None
+        target = folder / name
+        shutil.move(got, target)
+    return target

@@ -1,0 +1,70 @@
+"""A team's store, started by the test on loopback: a private PostgreSQL cluster, moto's S3 endpoint, and
+`mlflow server` on both (runs in PostgreSQL, artifacts proxied to S3). A run reaches it through `tracking=team`
+(MLFLOW_TRACKING_URI), and when the server is killed and restarted mid-run the run completes with nothing lost."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import MlflowServer, Postgres, S3Server, postgres_missing
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.skipif(postgres_missing() is not None, reason=postgres_missing() or "")
+
+EPOCHS = 3
+LONG = ["data.n_train=2000", "data.n_val=160", "data.n_test=160", f"trainer.max_epochs={EPOCHS}",
+        "trainer.progress_bar=false", "explain=none", "tracking.log_model=true", "tracking.system_metrics=false"]
+CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "lr")
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory):
+    root = tmp_path_factory.mktemp("team")
+    pg, s3 = Postgres().start(), S3Server().start()
+    server = MlflowServer(root, backend=pg.database("mlflow"), artifacts=f"s3://{s3.bucket}/mlflow", env=s3.env)
+    server.start()
+    yield server, s3
+    server.stop()
+    s3.stop()
+    pg.stop()
+
+
+def wait_for_epoch(client: MlflowClient, proc: subprocess.Popen, epoch: int) -> str:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        exp = client.get_experiment_by_name("fer")
+        runs = client.search_runs([exp.experiment_id]) if exp else []
+        if runs and any(m.step >= epoch for m in client.get_metric_history(runs[0].info.run_id, "lr")):
+            return runs[0].info.run_id
+        time.sleep(0.5)
+    raise AssertionError("no epoch finished in time")
+
+
+def test_a_run_survives_the_team_server_going_down_and_lands_whole_in_postgres_and_s3(team, tmp_path):
+    server, s3 = team
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": server.url}
+    proc = subprocess.Popen([sys.executable, "-m", "fer.train", "tracking=team", *LONG], cwd=tmp_path, env=env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    client = MlflowClient(server.url)
+    run_id = wait_for_epoch(client, proc, 0)
+    server.kill()
+    time.sleep(3)  # an epoch's metrics and checkpoint copies meet no server
+    server.start()
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and "test_acc" in run.data.metrics
+    for key in CURVES:
+        assert sorted(m.step for m in client.get_metric_history(run_id, key)) == list(range(EPOCHS)), key
+    names = {a.path for a in client.list_artifacts(run_id)}
+    assert {"confusion_matrix.json", "curves.png", "checkpoints"} <= names
+    assert {a.path for a in client.list_artifacts(run_id, "checkpoints")} >= {"checkpoints/last.ckpt"}
+    keys = s3.keys()  # the server proxied every artifact into the bucket
+    assert any(k.endswith(f"{run_id}/artifacts/checkpoints/last.ckpt") for k in keys), keys[:20]
+    assert any(k.endswith("model.pt2") or "/model/" in k for k in keys)
+    assert client.search_logged_models([run.info.experiment_id])
