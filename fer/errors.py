@@ -13,8 +13,9 @@ from typing import TypeVar
 F = TypeVar("F", bound=Callable)
 
 EXIT_BAD_INPUT = 2
-# Exit codes of a process ended by SIGINT / SIGTERM, as a shell reports them.
-EXIT_CODES = {"Ctrl-C": 130, "SIGTERM": 143}
+# Exit codes of a process ended by SIGINT / SIGTERM (or a cluster's preemption signal, SIGUSR2), as a shell
+# reports them.
+EXIT_CODES = {"Ctrl-C": 130, "SIGTERM": 143, "preemption": 140}
 
 
 class FerError(Exception):

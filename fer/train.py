@@ -35,13 +35,15 @@ def train(cfg: DictConfig) -> RunResult:
     check_server(cfg.tracking.uri)  # a server that is down or refuses us fails in seconds, before the data is read
     ddp.check_launch(cfg)
     ddp.export_submitit_tasks()
-    resumed = resume.locate(cfg, job_overrides()) if cfg.resume else None
+    sweep_tags = sweep_parent()
+    resumed = resume.locate(cfg, job_overrides()) if cfg.resume else resume.preempted(cfg, sweep_tags,
+                                                                                       job_overrides())
     if resumed and resumed.kept:  # a continued sweep's job whose run had finished
         print(f"fer: run {resumed.kept[0]} had FINISHED: kept as it is")
         return RunResult(resumed.kept[0], "", float("nan"), resumed.kept[1])
     cfg = resumed.cfg if resumed else cfg
     splits = load_splits(cfg.data)  # bad data fails here, before a run is created
-    run_tags = {**provenance_tags(job_overrides()), **sweep_parent()}
+    run_tags = {**provenance_tags(job_overrides()), **sweep_tags}
     if not splits.tests:
         print("fer: note: the data has no labeled test split: test metrics are on the validation split",
               file=sys.stderr)

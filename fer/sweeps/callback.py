@@ -66,6 +66,8 @@ def sweep_job(job: Callable[[], float]) -> float:
     folder = _sweep_dir()
     if folder is None:
         return job()
+    if "SUBMITIT_EXECUTOR" in os.environ:
+        return _submitit_job(job)
     launcher_pid = int((folder / PARENT_FILE).read_text().split()[2]) if (folder / PARENT_FILE).exists() else 0
     marker = None
     if os.getpid() != launcher_pid:  # a worker: the launching process decides when the sweep stops
@@ -86,6 +88,28 @@ def sweep_job(job: Callable[[], float]) -> float:
     finally:
         if marker is not None:
             marker.unlink(missing_ok=True)
+
+
+def _submitit_job(job: Callable[[], float]) -> float:
+    """A job submitit runs (a SLURM job, or submitit_local's process). Its preemption or time-out signal stops
+    training at the next batch and closes the run KILLED (tagged `fer.preempted`); then submitit's own handler
+    requeues the job, which finds that run and resumes it (`resume.preempted`). Its SIGTERM stays submitit's."""
+    import submitit
+
+    sig = submitit.JobEnvironment._usr_sig()
+    requeue, caught = signal.getsignal(sig), []
+
+    def preempted(signum, frame):
+        caught.append(signum)
+        request_stop("preemption")
+
+    signal.signal(sig, preempted)
+    try:
+        return job()
+    except (SystemExit, KeyboardInterrupt):
+        if caught and callable(requeue):
+            requeue(caught[0], None)  # checkpoints the submission (the same job again) and requeues it; exits
+        raise
 
 
 def _request_stop(folder: Path, signum: int) -> None:
@@ -121,7 +145,9 @@ class SweepCallback(Callback):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         url = run_url(config.tracking, exp_id, run.info.run_id)
         (sweep_dir / PARENT_FILE).write_text(f"{run.info.run_id}\n{url}\n{os.getpid()}\n")
-        self.in_process = str(config.hydra.launcher.get("_target_", "")).endswith("BasicLauncher")
+        launcher = str(config.hydra.launcher.get("_target_", ""))
+        # submitit's jobs are not this machine's processes: a stop here ends the waiting, as it would without fer
+        self.in_process = launcher.endswith("BasicLauncher") or "submitit" in launcher
         for sig in SIGNALS:
             self.previous[sig] = signal.signal(sig, lambda s, f, c=config: self._stop(c, s, f))
         atexit.register(self._close, config, aborted=True)

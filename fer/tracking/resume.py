@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from fer.config.options import compose
 from fer.config.validate import validate
@@ -79,6 +79,23 @@ def locate(cfg: DictConfig, overrides: list[str]) -> Resumed:
         load_checkpoint(last, f"run {run_id}: its last checkpoint {last}")  # refused now, not inside the fit
     logged = {(key, m.step) for key in run.data.metrics for m in client.get_metric_history(run_id, key)}
     return Resumed(run_id, new, Path(ckpt_dir), last if last.is_file() else None, logged)
+
+
+def preempted(cfg: DictConfig, sweep_tags: dict[str, str], overrides: list[str]) -> Resumed | None:
+    """In a sweep's job that runs again because its cluster preempted it (submitit requeued it): the run it
+    had started, to continue; None for a job's first start."""
+    parent = sweep_tags.get(tags.PARENT_RUN)
+    if not parent:
+        return None
+    client = client_for(cfg.tracking.uri)
+    exp_id = client.get_run(parent).info.experiment_id
+    runs = client.search_runs([exp_id], f"tags.`{tags.PARENT_RUN}` = '{parent}' and tags.`{tags.JOB}` = "
+                               f"'{sweep_tags[tags.JOB]}' and attributes.status = 'KILLED'")
+    runs = [r for r in runs if tags.PREEMPTED in r.data.tags]
+    if not runs:
+        return None
+    print(f"fer: job {sweep_tags[tags.JOB]} was preempted: continuing its run {runs[0].info.run_id}")
+    return locate(OmegaConf.merge(cfg, {"resume": runs[0].info.run_id}), overrides)
 
 
 def own_overrides(overrides) -> list[str]:

@@ -19,6 +19,7 @@ SWEEP = "fer.sweep"  # the parent run id, on each child
 SWEEP_DIR = "fer.sweep_dir"
 OVERRIDES = "fer.overrides"  # a child's own overrides
 JOB = "fer.job"  # a child's Hydra job number
+PREEMPTED = "fer.preempted"  # on a child: how many times a cluster preempted it (it is requeued, then resumed)
 BEST_RUN = "fer.best_run"  # on a parent: its child with the best val acc
 OPTUNA = "fer.optuna."  # + best_trial, best_value, best_run, study, direction
 
