@@ -21,6 +21,7 @@ from fer.explain.callback import ExplainCallback
 from fer.explain.render import check_layers
 from fer.models import count_params
 from fer.sweeps.callback import sweep_job, sweep_parent
+from fer.sweeps.optuna_trial import trial_callback
 from fer.tracking import ddp, resume, tags
 from fer.tracking.provenance import description, flatten, provenance_tags, run_name
 from fer.tracking.run import RunResult, TrackedRun
@@ -70,6 +71,8 @@ def train(cfg: DictConfig) -> RunResult:
                  interruption, ddp.ShareRun(run)]
     if cfg.explain.enabled:
         callbacks.append(ExplainCallback(run.client, run.run_id, splits.val, cfg.explain))
+    if pruning := trial_callback(cfg):
+        callbacks.append(pruning)
     trainer, ckpt = build_trainer(cfg.trainer, run.logger, callbacks, run.checkpoint_dir)
 
     with run.closing(interruption):

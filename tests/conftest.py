@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from filelock import FileLock
-from helpers import CNN_ARGS, only_run, run_fer
+from helpers import CNN_ARGS, MlflowServer, Postgres, S3Server, only_run, postgres_missing, run_fer
 from mlflow.tracking import MlflowClient
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -44,3 +44,20 @@ def cnn_run(tmp_path_factory):
     code, stdout, stderr = json.loads((cwd / "proc.json").read_text())
     client, run = only_run(cwd)
     return cwd, client, run, subprocess.CompletedProcess(["fer.train", *CNN_ARGS], code, stdout, stderr)
+
+
+@pytest.fixture(scope="session")
+def team_store(tmp_path_factory):
+    """A team's store on loopback: a private PostgreSQL cluster, moto's S3, and `mlflow server` on both (runs in
+    PostgreSQL, artifacts proxied to the bucket); yields (postgres, s3, server). Skipped, saying why, where
+    PostgreSQL cannot be started."""
+    if why := postgres_missing():
+        pytest.skip(why)
+    pg, s3 = Postgres().start(), S3Server().start()
+    server = MlflowServer(tmp_path_factory.mktemp("team"), backend=pg.database("mlflow"),
+                          artifacts=f"s3://{s3.bucket}/mlflow", env=s3.env)
+    server.start()
+    yield pg, s3, server
+    server.stop()
+    s3.stop()
+    pg.stop()

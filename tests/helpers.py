@@ -407,3 +407,17 @@ class S3Server:
         if self.proc is not None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+
+def submitit_tasks() -> list:
+    """The processes submitit's local executor runs jobs in (children of this test's commands)."""
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if "submitit.core._submit" in " ".join(p.info["cmdline"] or []):
+                found.append(p)
+        except psutil.Error:
+            continue
+    return found

@@ -195,6 +195,14 @@ class ExplainConfig:
 
 
 @dataclass
+class TrialConfig:
+    """Set by fer's Optuna sweeper on each trial's job: the trial it is, which its epochs report to (pruning)."""
+
+    study: str | None = None
+    trial: int | None = None
+
+
+@dataclass
 class FerConfig:
     model: Any = MISSING
     act: Any = MISSING
@@ -211,6 +219,7 @@ class FerConfig:
     label_smoothing: float = 0.0
     test: TestConfig = field(default_factory=TestConfig)
     resume: str | None = None  # a run id or "last": continue that killed run (fer/tracking/resume.py)
+    optuna: TrialConfig = field(default_factory=TrialConfig)
 
 
 SCHEMAS = {

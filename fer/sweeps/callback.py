@@ -35,7 +35,7 @@ from fer.tracking.logged_model import register
 from fer.tracking.provenance import TRAIN_COMMAND, provenance_tags
 from fer.tracking.resume import own_overrides
 from fer.tracking.store import client_for, experiment_id, run_url
-from fer.training.faults import Stopped, request_stop
+from fer.training.faults import Pruned, Stopped, request_stop
 
 PARENT_FILE = "mlflow_parent_run.txt"  # the parent's id and URL, then the launching process's pid
 STOPPED_FILE = "stopped"  # the signal that stopped the sweep
@@ -62,10 +62,12 @@ def sweep_parent() -> dict[str, str]:
 
 def sweep_job(job: Callable[[], float]) -> float:
     """Run one job of a sweep (outside one, just `job()`). After the sweep was stopped a job trains nothing, and
-    a job the stop ended returns NaN instead of raising, so the launcher lets the other jobs close their runs."""
+    a job the stop ended (or an Optuna pruner) returns NaN instead of raising, so the launcher lets the other jobs
+    close their runs."""
     folder = _sweep_dir()
     if folder is None:
         return job()
+    job = _unless_pruned(job)
     if "SUBMITIT_EXECUTOR" in os.environ:
         return _submitit_job(job)
     launcher_pid = int((folder / PARENT_FILE).read_text().split()[2]) if (folder / PARENT_FILE).exists() else 0
@@ -88,6 +90,15 @@ def sweep_job(job: Callable[[], float]) -> float:
     finally:
         if marker is not None:
             marker.unlink(missing_ok=True)
+
+
+def _unless_pruned(job: Callable[[], float]) -> Callable[[], float]:
+    def run() -> float:
+        try:
+            return job()
+        except Pruned:
+            return float("nan")  # the sweeper reads fer.optuna.pruned on the run
+    return run
 
 
 def _submitit_job(job: Callable[[], float]) -> float:
@@ -191,19 +202,21 @@ class SweepCallback(Callback):
         parent_id, url = link.read_text().split()[:2]
         client = client_for(config.tracking.uri)
         jobs = log_comparison(client, parent_id)
-        failed = [j for j in jobs if j.status != "FINISHED"]
+        failed = [j for j in jobs if j.status not in ("FINISHED", "PRUNED")]
         stopped = self.cause or (sweep_dir / STOPPED_FILE).exists()
         status = "KILLED" if stopped else "FAILED" if aborted or failed or not jobs else "FINISHED"
         if status == "FINISHED" and config.tracking.get("register"):
             register_best(client, parent_id, config.tracking)
         client.set_terminated(parent_id, status)
         if stopped:
-            killed = sum(j.status != "FINISHED" for j in jobs)
+            killed = sum(j.status not in ("FINISHED", "PRUNED") for j in jobs)
             print(f"fer: sweep {parent_id} KILLED by {self.cause or 'a signal'}: {len(jobs) - killed} jobs finished, "
                   f"{killed} killed; comparison of what finished in the parent run", file=sys.stderr, flush=True)
             print(f"fer: continue it with: {continue_command(config, parent_id)}", file=sys.stderr, flush=True)
         else:
-            state = "aborted by a failing job" if aborted else f"{len(failed)} not finished"
+            pruned = sum(j.status == "PRUNED" for j in jobs)
+            state = "aborted by a failing job" if aborted else f"{len(failed)} not finished" + (
+                f", {pruned} pruned" if pruned else "")
             print(f"fer: sweep {parent_id}: {len(jobs)} jobs, {state}; comparison in the parent run", flush=True)
         print(f"fer:   {url}", flush=True)
 

@@ -27,7 +27,7 @@ from fer.tracking.logged_model import log_and_register
 from fer.tracking.logger import ResumedLogger, RunLogger
 from fer.tracking.resume import Resumed, resume_command
 from fer.tracking.store import client_for, experiment_id, run_url, set_tags, start_run, store_lock, ui_command
-from fer.training.faults import stop_cause, stops_deferred
+from fer.training.faults import Pruned, stop_cause, stops_deferred
 
 
 @dataclass
@@ -139,6 +139,12 @@ class TrackedRun:
                       flush=True)
             if cause:
                 raise SystemExit(EXIT_CODES[cause]) from None
+            raise
+        except Pruned as e:
+            self._stop_watching()
+            set_tags(self.client, self.run_id, {tags.PRUNED: str(e)})
+            self.client.set_terminated(self.run_id, "KILLED")
+            print(f"fer: run {self.name} ({self.run_id}) pruned by Optuna at {e}", file=sys.stderr, flush=True)
             raise
         except BaseException:
             self._stop_watching()

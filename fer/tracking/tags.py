@@ -22,6 +22,8 @@ JOB = "fer.job"  # a child's Hydra job number
 PREEMPTED = "fer.preempted"  # on a child: how many times a cluster preempted it (it is requeued, then resumed)
 BEST_RUN = "fer.best_run"  # on a parent: its child with the best val acc
 OPTUNA = "fer.optuna."  # + best_trial, best_value, best_run, study, direction
+PRUNED = "fer.optuna.pruned"  # on a trial's run the pruner stopped: when, and at what val_acc
+BEST_TRIAL = "fer.optuna.best"  # on the best trial's run
 
 EXPERIMENT_KIND = "mlflow.experimentKind"  # the MLflow UI opens an experiment of MODEL_TRAINING on its training side
 MODEL_TRAINING = "custom_model_development"

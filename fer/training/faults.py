@@ -66,6 +66,10 @@ class Stopped(KeyboardInterrupt):
         self.cause = cause
 
 
+class Pruned(Exception):
+    """An Optuna pruner stopped this trial's training (fer/sweeps/optuna_trial.py): not a failure."""
+
+
 def stop_cause(exception: BaseException) -> str | None:
     """Which signal an exception that ends a run stands for, when it stands for one."""
     if isinstance(exception, Stopped):

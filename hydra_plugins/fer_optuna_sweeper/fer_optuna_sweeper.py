@@ -8,6 +8,13 @@ return value (`fer.train` returns the best val acc).
 The search space is `hydra.sweeper.params` plus the sweeps on the command line, in Hydra's override grammar:
 `interval(a, b)` is uniform (`tag(log, interval(a, b))` log-uniform; integers when both ends are), `choice(…)`,
 `a,b,c` and `range(…)` are categorical; a plain `key=value` is fixed for every trial.
+
+Several sweepers (on different machines) add trials to one study when they name the same `storage` (an RDB URL:
+PostgreSQL; or a journal file on a shared filesystem) and `study_name`; each runs `n_trials` of them. Each trial's
+job is told its trial (`optuna.study`, `optuna.trial`) and reports val_acc every epoch, so a `pruner` stops trials
+that trail the others (their runs end KILLED, tagged fer.optuna.pruned). With an RDB storage the sweeper records
+heartbeats of its running trials: if it dies, another sweeper fails them and runs them again (`max_retry`), as it
+does with a trial whose job failed.
 """
 
 import math
@@ -32,8 +39,13 @@ class FerOptunaSweeperConf:
     n_jobs: int = 1  # trials asked at once and launched together (in parallel with hydra/launcher=joblib)
     direction: str = "maximize"  # or minimize
     seed: int | None = 0  # of the TPE sampler
-    storage: str | None = None  # e.g. sqlite:///optuna.db, to resume or inspect the study; in memory when null
-    study_name: str | None = None
+    storage: str | None = None  # an RDB URL (postgresql+psycopg2://…) or a journal file; null: <sweep>/optuna.journal
+    study_name: str | None = None  # null: one named after the sweep folder
+    pruner: str = "none"  # none | median | hyperband (fer/sweeps/optuna_trial.py)
+    pruner_startup_trials: int = 2  # median: trials completed before any is pruned
+    pruner_warmup_epochs: int = 1  # epochs a trial trains before it may be pruned
+    heartbeat_s: int | None = 60  # RDB storage: heartbeat of running trials; stale after twice this
+    max_retry: int = 0  # times a failed or stale trial is run again (0: a failing job aborts the search)
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -68,15 +80,21 @@ def search_space(lines: list[str]) -> tuple[dict[str, optuna.distributions.BaseD
 
 class FerOptunaSweeper(Sweeper):
     def __init__(self, n_trials: int, n_jobs: int, direction: str, seed: int | None, storage: str | None,
-                 study_name: str | None, params: DictConfig | None) -> None:
+                 study_name: str | None, pruner: str, pruner_startup_trials: int, pruner_warmup_epochs: int,
+                 heartbeat_s: int | None, max_retry: int, params: DictConfig | None) -> None:
         from fer.errors import ConfigError
+        from fer.sweeps.optuna_trial import PRUNERS
 
         if direction not in ("maximize", "minimize"):
             raise ConfigError("hydra.sweeper.direction", "maximize or minimize", direction)
         if n_trials < 1 or n_jobs < 1:
             raise ConfigError("hydra.sweeper.n_trials/n_jobs", "positive integers", (n_trials, n_jobs))
+        PRUNERS.get(pruner)
+        if max_retry < 0:
+            raise ConfigError("hydra.sweeper.max_retry", "0 or more", max_retry)
         self.n_trials, self.n_jobs, self.direction = n_trials, n_jobs, direction
         self.seed, self.storage, self.study_name = seed, storage, study_name
+        self.pruner, self.heartbeat_s, self.max_retry = pruner, heartbeat_s, max_retry
         self.params = {str(k): str(v) for k, v in (params or {}).items()}
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -87,35 +105,52 @@ class FerOptunaSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> optuna.Study:
         from fer.errors import ConfigError
+        from fer.sweeps.optuna_trial import heartbeats, make_storage
 
         space, fixed = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
         if not space:
             raise ConfigError("hydra.sweeper.params", "at least one sweep (interval, choice, range or a,b)",
                               self.params)
-        study = optuna.create_study(storage=self.storage, study_name=self.study_name, direction=self.direction,
-                                    load_if_exists=True)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        storage = make_storage(self.storage, sweep_dir, self.heartbeat_s, self.max_retry)
+        name = self.study_name or f"fer-{sweep_dir.name}"
+        study = optuna.create_study(storage=storage, study_name=name, direction=self.direction, load_if_exists=True)
         # a study resumed from storage continues the seeded sequence instead of repeating its first trials
         seed = None if self.seed is None else self.seed + len(study.trials)
         study.sampler = optuna.samplers.TPESampler(seed=seed)
         parent = SweepParent.of(self.config)
-        job_idx = 0
-        while job_idx < self.n_trials:
-            trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - job_idx))]
-            batch = [(*fixed.values(), *(f"{k}={v}" for k, v in t.params.items())) for t in trials]
+        job_idx = done = 0  # jobs launched; trials run (a failed one that runs again counts once)
+        while done < self.n_trials:
+            if isinstance(storage, optuna.storages.RDBStorage) and self.heartbeat_s:
+                optuna.storages.fail_stale_trials(study)  # a dead sweeper's trials: failed, and enqueued again
+            trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - done))]
+            batch = [(*fixed.values(), *(f"{k}={v}" for k, v in t.params.items()), f"optuna.study={name}",
+                      f"optuna.trial={t.number}") for t in trials]
             self.validate_batch_is_legal(batch)
-            returns = self.launcher.launch(batch, initial_job_idx=job_idx)
+            with heartbeats(storage, trials, self.heartbeat_s):
+                try:
+                    returns = self.launcher.launch(batch, initial_job_idx=job_idx)
+                except Exception as e:  # a job's process died: submitit's launcher raises for its whole batch
+                    returns = [Died(e)] * len(trials)
             for trial, ret in zip(trials, returns, strict=True):
                 run_id = parent.child(job_idx) if parent else None
                 if run_id:
                     trial.set_user_attr("mlflow_run_id", run_id)
                 job_idx += 1
+                done += 1
                 try:
                     value = float(ret.return_value)  # re-raises the exception of a failed job
                 except Exception:
                     study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                    raise  # a failing job aborts the search, as with Hydra's basic sweeper
-                if math.isnan(value):  # stopped by Ctrl-C or SIGTERM (fer.sweeps.callback.sweep_job)
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    if run_id:
+                        parent.close_failed(run_id)
+                    if not self.retry(study, storage, trial):
+                        raise  # a failing job aborts the search, as with Hydra's basic sweeper
+                    done -= 1
+                    continue
+                if math.isnan(value):  # pruned, or stopped by Ctrl-C or SIGTERM (fer.sweeps.callback.sweep_job)
+                    pruned = parent is not None and run_id is not None and parent.pruned(run_id)
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED if pruned else optuna.trial.TrialState.FAIL)
                 else:
                     study.tell(trial, value)
             if stopped(self.config):
@@ -129,6 +164,29 @@ class FerOptunaSweeper(Sweeper):
         if parent:
             parent.record_best(study)
         return study
+
+    def retry(self, study: optuna.Study, storage, trial: optuna.trial.Trial) -> bool:
+        """Optuna's own retry of a failed trial (its params enqueued again, linked to the first attempt), up to
+        `max_retry` times; whether it was enqueued."""
+        if not self.max_retry:
+            return False
+        frozen = storage.get_trial(trial._trial_id)
+        if len(optuna.storages.RetryFailedTrialCallback.retry_history(frozen)) >= self.max_retry:
+            return False
+        optuna.storages.RetryFailedTrialCallback(max_retry=self.max_retry)(study, frozen)
+        print(f"fer: optuna: trial {trial.number} failed; it runs again", flush=True)
+        return True
+
+
+class Died:
+    """The result of a job whose process died before it could return one."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    @property
+    def return_value(self):
+        raise self.error
 
 
 def stopped(config: DictConfig) -> bool:
@@ -163,6 +221,16 @@ class SweepParent:
                                        f"and tags.{tags.JOB} = '{job}'")
         return runs[0].info.run_id if runs else None
 
+    def close_failed(self, run_id: str) -> None:
+        """A failed trial's run its process could not close (killed): FAILED, not RUNNING for ever."""
+        if self.client.get_run(run_id).info.status == "RUNNING":
+            self.client.set_terminated(run_id, "FAILED")
+
+    def pruned(self, run_id: str) -> bool:
+        from fer.tracking import tags
+
+        return tags.PRUNED in self.client.get_run(run_id).data.tags
+
     def record_best(self, study: optuna.Study) -> None:
         """Tags for the best trial (with its run, which may be an earlier sweep's in a resumed study) and
         params `best.<key>` for its values."""
@@ -175,5 +243,7 @@ class SweepParent:
         if "mlflow_run_id" in best.user_attrs:
             found["best_run"] = best.user_attrs["mlflow_run_id"]
         set_tags(self.client, self.run_id, {tags.OPTUNA + k: v for k, v in found.items()})
+        if "best_run" in found:
+            set_tags(self.client, found["best_run"], {tags.BEST_TRIAL: str(best.number)})
         for key, value in best.params.items():
             self.client.log_param(self.run_id, f"best.{key}", value)

@@ -5,30 +5,18 @@ submitit's signal (SIGUSR2) is requeued and resumes into the same run, each epoc
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
-import psutil
-from helpers import store
+from helpers import store, submitit_tasks
 
 EPOCHS = 3
 LONG = ["data.n_train=2000", "data.n_val=160", "data.n_test=160", f"trainer.max_epochs={EPOCHS}",
         "trainer.progress_bar=false", "explain=none", "tracking.log_model=false", "tracking.system_metrics=false"]
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
-
-
-def submitit_tasks() -> list[psutil.Process]:
-    """The processes submitit's local executor runs jobs in."""
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if "submitit.core._submit" in " ".join(p.info["cmdline"] or []) and p.pid != os.getpid():
-                found.append(p)
-        except psutil.Error:
-            continue
-    return found
 
 
 def children_with_an_epoch(client) -> list:
@@ -37,13 +25,14 @@ def children_with_an_epoch(client) -> list:
     return [r for r in runs if client.get_metric_history(r.info.run_id, "lr")]
 
 
-def test_a_submitit_sweep_is_one_parent_and_a_preempted_job_resumes_into_its_run(tmp_path):
+def test_a_submitit_sweep_is_one_parent_and_a_preempted_job_resumes_into_its_run(tmp_path, empty_store):
+    shutil.copy(empty_store, tmp_path / "mlflow.db")  # its tables made: this test's reads race no migration
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "fer.train", "-m", "hydra/launcher=slurm_local", *LONG,
                              "optim.lr=0.001,0.002"], cwd=tmp_path, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
-    while len(children_with_an_epoch(store(tmp_path)) if (tmp_path / "mlflow.db").exists() else []) < 2:
+    while len(children_with_an_epoch(store(tmp_path))) < 2:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.5)
     tasks = submitit_tasks()

@@ -9,11 +9,7 @@ import subprocess
 import sys
 import time
 
-import pytest
-from helpers import MlflowServer, Postgres, S3Server, postgres_missing
 from mlflow.tracking import MlflowClient
-
-pytestmark = pytest.mark.skipif(postgres_missing() is not None, reason=postgres_missing() or "")
 
 EPOCHS = 3
 LONG = ["data.n_train=2000", "data.n_val=160", "data.n_test=160", f"trainer.max_epochs={EPOCHS}",
@@ -21,23 +17,11 @@ LONG = ["data.n_train=2000", "data.n_val=160", "data.n_test=160", f"trainer.max_
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "lr")
 
 
-@pytest.fixture(scope="module")
-def team(tmp_path_factory):
-    root = tmp_path_factory.mktemp("team")
-    pg, s3 = Postgres().start(), S3Server().start()
-    server = MlflowServer(root, backend=pg.database("mlflow"), artifacts=f"s3://{s3.bucket}/mlflow", env=s3.env)
-    server.start()
-    yield server, s3
-    server.stop()
-    s3.stop()
-    pg.stop()
-
-
-def wait_for_epoch(client: MlflowClient, proc: subprocess.Popen, epoch: int) -> str:
+def wait_for_epoch(client: MlflowClient, proc: subprocess.Popen, epoch: int, experiment: str) -> str:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
-        exp = client.get_experiment_by_name("fer")
+        exp = client.get_experiment_by_name(experiment)
         runs = client.search_runs([exp.experiment_id]) if exp else []
         if runs and any(m.step >= epoch for m in client.get_metric_history(runs[0].info.run_id, "lr")):
             return runs[0].info.run_id
@@ -45,13 +29,13 @@ def wait_for_epoch(client: MlflowClient, proc: subprocess.Popen, epoch: int) -> 
     raise AssertionError("no epoch finished in time")
 
 
-def test_a_run_survives_the_team_server_going_down_and_lands_whole_in_postgres_and_s3(team, tmp_path):
-    server, s3 = team
+def test_a_run_survives_the_team_server_going_down_and_lands_whole_in_postgres_and_s3(team_store, tmp_path):
+    _, s3, server = team_store
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": server.url}
-    proc = subprocess.Popen([sys.executable, "-m", "fer.train", "tracking=team", *LONG], cwd=tmp_path, env=env,
-                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    command = [sys.executable, "-m", "fer.train", "tracking=team", "tracking.experiment=team-fault", *LONG]
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     client = MlflowClient(server.url)
-    run_id = wait_for_epoch(client, proc, 0)
+    run_id = wait_for_epoch(client, proc, 0, "team-fault")
     server.kill()
     time.sleep(3)  # an epoch's metrics and checkpoint copies meet no server
     server.start()
