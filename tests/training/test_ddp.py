@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import QUICK, only_run, run_fer
+from helpers import QUICK, run_fer, store
 
 N_VAL, N_TEST = 161, 160  # odd: a padded share would count a row twice
 ARGS = [*QUICK, f"data.n_val={N_VAL}", f"data.n_test={N_TEST}", "explain=none", "trainer=ddp",
@@ -26,15 +26,20 @@ def torchrun(cwd, *args) -> subprocess.CompletedProcess:
     return proc
 
 
-@pytest.mark.parametrize("launcher", ["lightning", "torchrun"])
+@pytest.mark.parametrize("launcher", ["lightning", "torchrun", "submitit"])
 def test_two_processes_train_one_run(tmp_path, launcher):
     if launcher == "lightning":
         proc = run_fer("fer.train", *ARGS, cwd=tmp_path)
         assert "Starting with 2 processes" in proc.stderr
-    else:
+    elif launcher == "torchrun":
         proc = torchrun(tmp_path, *ARGS)
         assert proc.stdout.count("finished: test_acc") == 1  # rank 0 says how it went; rank 1 says nothing
-    client, run = only_run(tmp_path)
+    else:  # a sweep's job of two tasks (submitit's local executor, as on SLURM with tasks_per_node=2)
+        run_fer("fer.train", "-m", "hydra/launcher=slurm_local", "hydra.launcher.tasks_per_node=2", *ARGS,
+                cwd=tmp_path, env={"OMP_NUM_THREADS": "1"})
+    client = store(tmp_path)
+    runs = client.search_runs([client.get_experiment_by_name("fer").experiment_id])
+    (run,) = [r for r in runs if r.data.tags.get("fer.role") != "sweep"]
     assert run.info.status == "FINISHED"
     for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1], key
