@@ -51,8 +51,12 @@ def test_installed_wheel_runs_every_command_from_an_empty_folder(venv_python, tm
     site = venv_python.parents[1] / "lib"
     assert all(Path(p).is_relative_to(site) for p in where), where  # this fer, not the checkout's
 
+    shipped = ("import importlib.resources as r; "
+               "print(r.files('fer.conf').joinpath('hydra/launcher/slurm.yaml').is_file())")
+    assert run(venv_python, "-c", shipped, cwd=tmp_path).stdout.strip() == "True"  # configs two folders deep too
+
     train = run(venv_python, "-m", "fer.train", "data.limit=256", "trainer.max_epochs=1", "trainer.progress_bar=false",
-                cwd=tmp_path)
+                "explain.filters.steps=20", cwd=tmp_path)  # every explanation, with a short gradient ascent
     run_id = next(line.split("(")[1].split(")")[0] for line in train.stdout.splitlines() if " finished: " in line)
     assert (tmp_path / "mlflow.db").is_file() and (tmp_path / "mlruns").is_dir()
 
