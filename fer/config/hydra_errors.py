@@ -7,7 +7,12 @@ import functools
 import os
 import typing
 
-from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from hydra.errors import (
+    ConfigCompositionException,
+    InstantiationException,
+    MissingConfigException,
+    OverrideParseException,
+)
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
@@ -76,6 +81,10 @@ def reports_config_errors(main):
             return main(*args, **kwargs)
         except (ConfigCompositionException, OverrideParseException) as e:
             raise composition_error(e) from None
+        except InstantiationException as e:  # a plugin (the Optuna sweeper) refused its config
+            if isinstance(e.__cause__, FerError):
+                raise e.__cause__ from None
+            raise
         finally:
             if before is None:
                 os.environ.pop("HYDRA_FULL_ERROR", None)

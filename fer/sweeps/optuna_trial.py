@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import warnings
 from pathlib import Path
 
 import optuna
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
+from sqlalchemy.exc import SQLAlchemyError
 
-from fer.errors import ConfigError
+from fer.errors import ConfigError, FerError
 from fer.registry import Registry
 from fer.training.faults import Pruned
 
@@ -45,7 +47,14 @@ def make_storage(spec: str | None, sweep_dir: Path, heartbeat_s: int | None = No
     if spec and "://" in spec:
         retry = optuna.storages.RetryFailedTrialCallback(max_retry=max_retry) if max_retry else None
         beat = {"heartbeat_interval": heartbeat_s, "grace_period": 2 * heartbeat_s} if heartbeat_s else {}
-        return optuna.storages.RDBStorage(spec, failed_trial_callback=retry, **beat)
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9: said once per trial
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(spec, failed_trial_callback=retry, **beat)
+        except (SQLAlchemyError, ImportError, ValueError) as e:
+            first = str(e).strip().splitlines()[0][:200]
+            raise FerError(f"hydra.sweeper.storage={spec}: the study's database cannot be used ({first}); start "
+                           "it or correct the URL (postgresql+psycopg2://user@host/db, sqlite:///file.db)") from None
     path = Path(spec) if spec else sweep_dir / "optuna.journal"
     path.parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import optuna
 import pytest
-from helpers import run_fer, store
+from helpers import call_fer, run_fer, store
 
 FAST = ["data.n_train=160", "data.n_val=64", "data.n_test=64", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
         "trainer.progress_bar=false", "explain=none"]
@@ -48,3 +49,17 @@ def test_three_trials_are_child_runs_and_the_parent_records_the_best(tmp_path):
     study = optuna.load_study(study_name="search", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
     assert {t.user_attrs["mlflow_run_id"]: t.value for t in study.trials} == pytest.approx(best_val)
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("hydra.sweeper.pruner=foo", "config key 'hydra.sweeper.pruner': expected one of none, median, hyperband, got "
+                                 "'foo'"),
+    ("hydra.sweeper.storage=postgresql+psycopg2://fer@127.0.0.1:1/none",
+     "hydra.sweeper.storage=postgresql+psycopg2://fer@127.0.0.1:1/none: the study's database cannot be used"),
+])
+def test_a_bad_search_setting_is_one_line(tmp_path, empty_store, override, expected):
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    proc = call_fer("fer.train", "-m", "hparams_search=optuna", override, *FAST, cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("fer: error: ")]
+    assert len(errors) == 1 and errors[0].startswith(f"fer: error: {expected}"), proc.stderr
