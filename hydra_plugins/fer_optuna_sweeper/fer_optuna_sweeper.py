@@ -122,7 +122,7 @@ class FerOptunaSweeper(Sweeper):
         job_idx = done = 0  # jobs launched; trials run (a failed one that runs again counts once)
         while done < self.n_trials:
             if isinstance(storage, optuna.storages.RDBStorage) and self.heartbeat_s:
-                optuna.storages.fail_stale_trials(study)  # a dead sweeper's trials: failed, and enqueued again
+                self.fail_stale(study, name, parent)
             trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - done))]
             batch = [(*fixed.values(), *(f"{k}={v}" for k, v in t.params.items()), f"optuna.study={name}",
                       f"optuna.trial={t.number}") for t in trials]
@@ -164,6 +164,22 @@ class FerOptunaSweeper(Sweeper):
         if parent:
             parent.record_best(study)
         return study
+
+    def fail_stale(self, study: optuna.Study, name: str, parent: "SweepParent | None") -> None:
+        """Trials whose sweeper stopped beating (it died): failed, queued again by Optuna's retry callback, and
+        their runs, which nobody can close now, closed FAILED."""
+        import warnings
+
+        running = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+        for number in sorted(t.number for t in failed if t.number in running):
+            print(f"fer: optuna: trial {number} lost its sweeper (no heartbeat for {2 * self.heartbeat_s} s); "
+                  + ("it runs again" if self.max_retry else "it is failed"), flush=True)
+            if parent:
+                parent.close_lost(name, number)
 
     def retry(self, study: optuna.Study, storage, trial: optuna.trial.Trial) -> bool:
         """Optuna's own retry of a failed trial (its params enqueued again, linked to the first attempt), up to
@@ -225,6 +241,13 @@ class SweepParent:
         """A failed trial's run its process could not close (killed): FAILED, not RUNNING for ever."""
         if self.client.get_run(run_id).info.status == "RUNNING":
             self.client.set_terminated(run_id, "FAILED")
+
+    def close_lost(self, study: str, number: int) -> None:
+        """The run of trial `number` of `study`, whichever sweeper started it, FAILED if it is still RUNNING."""
+        runs = self.client.search_runs([self.experiment_id], f"params.`optuna.study` = '{study}' and "
+                                       f"params.`optuna.trial` = '{number}' and attributes.status = 'RUNNING'")
+        for run in runs:
+            self.client.set_terminated(run.info.run_id, "FAILED")
 
     def pruned(self, run_id: str) -> bool:
         from fer.tracking import tags

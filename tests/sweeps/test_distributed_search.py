@@ -98,3 +98,41 @@ def test_a_trial_whose_worker_is_killed_runs_again_and_its_run_is_not_left_runni
     assert "RUNNING" not in {r.info.status for r in runs}
     assert sorted(r.info.status for r in runs if r.data.tags.get("fer.role") != "sweep") == [
         "FAILED", "FINISHED", "FINISHED"]
+
+
+def test_a_dead_sweepers_trial_is_failed_by_its_heartbeat_and_run_again_by_another(tmp_path, empty_store):
+    """Sweeper A dies (kill -9) during its trial; its heartbeats stop, so sweeper B, on the same study, fails that
+    trial, runs its parameters again (Optuna's RetryFailedTrialCallback) and closes A's orphaned run."""
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+
+    def sweeper(name: str) -> list[str]:
+        return [sys.executable, "-m", "fer.train", "-m", "hparams_search=optuna", f"hydra.sweep.dir={tmp_path / name}",
+                "hydra.sweeper.n_trials=1", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=beat",
+                "hydra.sweeper.heartbeat_s=2", "hydra.sweeper.max_retry=1", *TRAIN]
+
+    a = subprocess.Popen(sweeper("a"), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while True:
+        assert a.poll() is None and time.monotonic() < deadline
+        exp = store(tmp_path).get_experiment_by_name("fer")
+        runs = store(tmp_path).search_runs([exp.experiment_id]) if exp else []
+        if any(store(tmp_path).get_metric_history(r.info.run_id, "lr") for r in runs):
+            break
+        time.sleep(0.5)
+    a.kill()  # the sweeper and its in-process job, as a lost machine
+    a.wait()
+    time.sleep(5)  # longer than the grace period (twice the heartbeat)
+    b = subprocess.run(sweeper("b"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert b.returncode == 0, b.stdout + b.stderr
+    assert "fer: optuna: trial 0 lost its sweeper (no heartbeat for 4 s); it runs again" in b.stdout
+    study = optuna.load_study(study_name="beat", storage=storage)
+    lost, again = study.trials
+    assert lost.state == optuna.trial.TrialState.FAIL and again.state == optuna.trial.TrialState.COMPLETE
+    assert again.params == lost.params and again.system_attrs["failed_trial"] == 0
+    client = store(tmp_path)
+    trials = [r for r in client.search_runs([client.get_experiment_by_name("fer").experiment_id])
+              if r.data.tags.get("fer.role") != "sweep"]
+    assert sorted((r.data.params["optuna.trial"], r.info.status) for r in trials) == [("0", "FAILED"),
+                                                                                       ("1", "FINISHED")]
