@@ -60,6 +60,7 @@ def train(cfg: DictConfig) -> RunResult:
               "data.rows_train": len(splits.train), "data.rows_val": len(splits.val),
               **{f"data.rows_test_{k}": len(v) for k, v in splits.tests.items()}}
 
+    pruning = trial_callback(cfg)  # a trial's study that cannot be reached fails before its run opens
     name = run_name(cfg)
     run = TrackedRun.open(cfg, name, params, run_tags, (output_dir() / "checkpoints").resolve(), resumed,
                           job_overrides())
@@ -71,7 +72,7 @@ def train(cfg: DictConfig) -> RunResult:
                  interruption, ddp.ShareRun(run)]
     if cfg.explain.enabled:
         callbacks.append(ExplainCallback(run.client, run.run_id, splits.val, cfg.explain))
-    if pruning := trial_callback(cfg):
+    if pruning:
         callbacks.append(pruning)
     trainer, ckpt = build_trainer(cfg.trainer, run.logger, callbacks, run.checkpoint_dir)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -53,11 +54,15 @@ def team_store(tmp_path_factory):
     PostgreSQL cannot be started."""
     if why := postgres_missing():
         pytest.skip(why)
-    pg, s3 = Postgres().start(), S3Server().start()
-    server = MlflowServer(tmp_path_factory.mktemp("team"), backend=pg.database("mlflow"),
-                          artifacts=f"s3://{s3.bucket}/mlflow", env=s3.env)
-    server.start()
-    yield pg, s3, server
-    server.stop()
-    s3.stop()
-    pg.stop()
+    with contextlib.ExitStack() as stack:  # whatever started is stopped, also when a later start fails
+        pg = Postgres()
+        stack.callback(pg.stop)
+        pg.start()
+        s3 = S3Server()
+        stack.callback(s3.stop)
+        s3.start()
+        server = MlflowServer(tmp_path_factory.mktemp("team"), backend=pg.database("mlflow"),
+                              artifacts=f"s3://{s3.bucket}/mlflow", env=s3.env)
+        stack.callback(server.stop)
+        server.start()
+        yield pg, s3, server

@@ -409,14 +409,15 @@ class S3Server:
             self.proc.wait()
 
 
-def submitit_tasks() -> list:
-    """The processes submitit's local executor runs jobs in (children of this test's commands)."""
+def submitit_tasks(sweeper_pid: int) -> list:
+    """The processes submitit's local executor runs the jobs of the sweep `sweeper_pid` in (its descendants, so
+    not another test's)."""
     import psutil
 
     found = []
-    for p in psutil.process_iter(["cmdline"]):
+    for p in psutil.Process(sweeper_pid).children(recursive=True):
         try:
-            if "submitit.core._submit" in " ".join(p.info["cmdline"] or []):
+            if "submitit.core._submit" in " ".join(p.cmdline()):
                 found.append(p)
         except psutil.Error:
             continue

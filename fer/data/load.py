@@ -22,7 +22,6 @@ class Source:
     load: Callable[..., Splits]  # the data config → its splits
     needs_path: bool  # reads `data.path` (else generates its rows)
     classes: str | None = "fer2013"  # its class set (fer.labels.CLASS_SETS); None: chosen by `data.classes`
-    takes_labels: bool = False  # reads FER+'s labels file `data.labels` (always, or for data.clean=ferplus)
 
 
 def synthetic_splits(cfg) -> Splits:
@@ -66,8 +65,8 @@ def from_file(read: Callable[[Path, object], ReadResult]) -> Callable[..., Split
 
 DATASETS = Registry("data.name", {
     "synthetic": Source(synthetic_splits, needs_path=False, classes=None),
-    "fer2013": Source(from_file(fer2013_rows), needs_path=True, takes_labels=True),
-    "ferplus": Source(from_file(ferplus_rows), needs_path=True, classes="ferplus", takes_labels=True),
+    "fer2013": Source(from_file(fer2013_rows), needs_path=True),
+    "ferplus": Source(from_file(ferplus_rows), needs_path=True, classes="ferplus"),
     "hw3": Source(from_file(lambda path, cfg: read_hw3(path, cfg.on_bad_row)), needs_path=True),
     "folder": Source(from_file(lambda path, cfg: read_folder(path, cfg.on_bad_row)), needs_path=True),
 })

@@ -202,14 +202,14 @@ class SweepCallback(Callback):
         parent_id, url = link.read_text().split()[:2]
         client = client_for(config.tracking.uri)
         jobs = log_comparison(client, parent_id)
-        failed = [j for j in jobs if j.status not in ("FINISHED", "PRUNED")]
+        failed = [j for j in jobs if j.status not in ("FINISHED", "PRUNED", "RETRIED")]
         stopped = self.cause or (sweep_dir / STOPPED_FILE).exists()
         status = "KILLED" if stopped else "FAILED" if aborted or failed or not jobs else "FINISHED"
         if status == "FINISHED" and config.tracking.get("register"):
             register_best(client, parent_id, config.tracking)
         client.set_terminated(parent_id, status)
         if stopped:
-            killed = sum(j.status not in ("FINISHED", "PRUNED") for j in jobs)
+            killed = sum(j.status not in ("FINISHED", "PRUNED", "RETRIED") for j in jobs)
             print(f"fer: sweep {parent_id} KILLED by {self.cause or 'a signal'}: {len(jobs) - killed} jobs finished, "
                   f"{killed} killed; comparison of what finished in the parent run", file=sys.stderr, flush=True)
             print(f"fer: continue it with: {continue_command(config, parent_id)}", file=sys.stderr, flush=True)

@@ -66,7 +66,9 @@ def job_of(client: MlflowClient, run) -> Job:
     per_epoch = ((stamps[-1] - stamps[0]) / 1000 / (len(stamps) - 1) if len(stamps) > 1
                  else (stamps[0] - run.info.start_time) / 1000 if stamps else None)
     return Job(run_id=run.info.run_id, name=run.info.run_name, overrides=run.data.tags.get(tags.OVERRIDES, ""),
-               status="PRUNED" if tags.PRUNED in run.data.tags else run.info.status,  # KILLED by Optuna's pruner
+               # KILLED by Optuna's pruner; FAILED, and run again as another trial
+               status="PRUNED" if tags.PRUNED in run.data.tags else "RETRIED" if tags.RETRIED in run.data.tags
+               else run.info.status,
                params=int(params) if params else None,
                best_val_acc=max((v for _, v, _ in history), default=None),
                test_acc=run.data.metrics.get("test_acc"), epochs=len(history), sec_per_epoch=per_epoch,

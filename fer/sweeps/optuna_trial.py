@@ -17,6 +17,7 @@ from pathlib import Path
 import optuna
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from fer.errors import ConfigError, FerError
@@ -53,7 +54,11 @@ def make_storage(spec: str | None, sweep_dir: Path, heartbeat_s: int | None = No
                 return optuna.storages.RDBStorage(spec, failed_trial_callback=retry, **beat)
         except (SQLAlchemyError, ImportError, ValueError) as e:
             first = str(e).strip().splitlines()[0][:200]
-            raise FerError(f"hydra.sweeper.storage={spec}: the study's database cannot be used ({first}); start "
+            try:
+                shown = make_url(spec).render_as_string(hide_password=True)
+            except SQLAlchemyError:  # not even a URL: nothing in it to hide
+                shown = spec
+            raise FerError(f"hydra.sweeper.storage={shown}: the study's database cannot be used ({first}); start "
                            "it or correct the URL (postgresql+psycopg2://user@host/db, sqlite:///file.db)") from None
     path = Path(spec) if spec else sweep_dir / "optuna.journal"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,14 +98,20 @@ class OptunaPruning(pl.Callback):
 
     def __init__(self, trial: optuna.trial.Trial):
         self.trial = trial
+        self.reporting = True  # until the trial is ended elsewhere (another sweeper failed it as stale)
 
     def on_validation_end(self, trainer, pl_module):
         if trainer.sanity_checking or "val_acc" not in trainer.callback_metrics:
             return
         value, epoch, prune = float(trainer.callback_metrics["val_acc"]), trainer.current_epoch, False
-        if trainer.is_global_zero:
-            self.trial.report(value, epoch)
-            prune = self.trial.should_prune()
+        if trainer.is_global_zero and self.reporting:
+            try:
+                self.trial.report(value, epoch)
+                prune = self.trial.should_prune()
+            except (optuna.exceptions.UpdateFinishedTrialError, ValueError, RuntimeError) as e:
+                print(f"fer: warning: Optuna trial {self.trial.number} no longer takes reports ({e}): it trains on "
+                      "unpruned", flush=True)
+                self.reporting = False
         if trainer.strategy.broadcast(prune, src=0):
             raise Pruned(f"epoch {epoch}: val_acc {value:.4f}")
 

@@ -9,7 +9,9 @@ was started with (its `fer.checkpoint_dir` tag), made anew where it is missing.
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -43,7 +45,12 @@ class CheckpointCopies:
         for path in (Path(checkpoint_callback.best_model_path or ""), last):
             if path.is_file() and (path == last or self.sent.get(str(path)) != path.stat().st_mtime_ns):
                 self.sent[str(path)] = path.stat().st_mtime_ns
-                self.client.log_artifact(self.run_id, str(path), ARTIFACT_DIR)
+                try:
+                    self.client.log_artifact(self.run_id, str(path), ARTIFACT_DIR)
+                except (MlflowException, OSError) as e:  # a store that refuses (quota, rights): train on
+                    print(f"fer: warning: the copy of {path.name} in the run's store failed "
+                          f"({str(e).splitlines()[0][:200]}); the local checkpoint is kept", file=sys.stderr)
+                    return
 
 
 def fetch(client, run_id: str, folder: Path) -> Path | None:
@@ -61,9 +68,10 @@ def fetch(client, run_id: str, folder: Path) -> Path | None:
     state = load_checkpoint(str(last), f"run {run_id}: its stored {ARTIFACT_DIR}/{LAST}")
     best = next((s.get("best_model_path") for k, s in state.get("callbacks", {}).items()
                  if k.startswith("ModelCheckpoint") and isinstance(s, dict)), None)
-    if best and Path(best).name in names and not Path(best).is_file():
+    fetched_best = bool(best) and Path(best).name in names and not Path(best).is_file()
+    if fetched_best:
         _download(client, run_id, Path(best).name, Path(best).parent)
-    print(f"fer: fetched run {run_id}'s {ARTIFACT_DIR}/{LAST}" + (f" and {Path(best).name}" if best else "")
+    print(f"fer: fetched run {run_id}'s {ARTIFACT_DIR}/{LAST}" + (f" and {Path(best).name}" if fetched_best else "")
           + f" from its artifact store into {folder}")
     return last
 
@@ -84,5 +92,7 @@ def _download(client, run_id: str, name: str, folder: Path) -> Path:
             raise FerError(f"run {run_id}: its artifact {ARTIFACT_DIR}/{name} cannot be read "
                            f"({str(e).splitlines()[0][:200]})") from None
         target = folder / name
-        shutil.move(got, target)
+        partial = folder / f".{name}.{os.getpid()}.part"
+        shutil.copyfile(got, partial)
+        os.replace(partial, target)  # whole or not at all, also with another rank fetching the same file
     return target

@@ -32,10 +32,11 @@ def global_rank() -> int:
     env = os.environ
     if "RANK" in env:  # torchrun, submitit (exported above)
         return int(env["RANK"])
+    if "LOCAL_RANK" in env or "NODE_RANK" in env:  # Lightning's launcher re-runs the command for the other ranks
+        return int(env.get("NODE_RANK", "0") != "0" or env.get("LOCAL_RANK", "0") != "0")
     if int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in env:  # srun with several tasks
         return int(env["SLURM_PROCID"])
-    # Lightning's launcher re-runs the command with LOCAL_RANK (and NODE_RANK) set for the other ranks
-    return int(env.get("NODE_RANK", "0") != "0" or env.get("LOCAL_RANK", "0") != "0")
+    return 0
 
 
 class ShareRun(pl.Callback):

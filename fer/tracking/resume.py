@@ -90,8 +90,9 @@ def preempted(cfg: DictConfig, sweep_tags: dict[str, str], overrides: list[str])
     client = client_for(cfg.tracking.uri)
     exp_id = client.get_run(parent).info.experiment_id
     runs = client.search_runs([exp_id], f"tags.`{tags.PARENT_RUN}` = '{parent}' and tags.`{tags.JOB}` = "
-                               f"'{sweep_tags[tags.JOB]}' and attributes.status = 'KILLED'")
-    runs = [r for r in runs if tags.PREEMPTED in r.data.tags]
+                               f"'{sweep_tags[tags.JOB]}'")
+    # KILLED, or RUNNING again where another DDP rank of this job has reopened it already
+    runs = [r for r in runs if tags.PREEMPTED in r.data.tags and r.info.status in ("KILLED", "RUNNING")]
     if not runs:
         return None
     print(f"fer: job {sweep_tags[tags.JOB]} was preempted: continuing its run {runs[0].info.run_id}")

@@ -128,7 +128,10 @@ class TrackedRun:
             cause = interruption.cause or stop_cause(e)
             self._stop_watching()
             if cause == "preemption":  # the requeued job finds the run by this tag and resumes it
-                count = int(self.client.get_run(self.run_id).data.tags.get(tags.PREEMPTED, "0")) + 1
+                try:
+                    count = int(self.client.get_run(self.run_id).data.tags.get(tags.PREEMPTED, "0")) + 1
+                except Exception:  # the store is away: the tag goes through the spool, counted from here
+                    count = 1
                 set_tags(self.client, self.run_id, {tags.PREEMPTED: str(count)})
             self.client.set_terminated(self.run_id, "KILLED")
             last = self.checkpoint_dir / "last.ckpt"

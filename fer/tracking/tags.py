@@ -23,6 +23,7 @@ PREEMPTED = "fer.preempted"  # on a child: how many times a cluster preempted it
 BEST_RUN = "fer.best_run"  # on a parent: its child with the best val acc
 OPTUNA = "fer.optuna."  # + best_trial, best_value, best_run, study, direction
 PRUNED = "fer.optuna.pruned"  # on a trial's run the pruner stopped: when, and at what val_acc
+RETRIED = "fer.optuna.retried"  # on a failed trial's run: the trial that runs its parameters again
 BEST_TRIAL = "fer.optuna.best"  # on the best trial's run
 
 EXPERIMENT_KIND = "mlflow.experimentKind"  # the MLflow UI opens an experiment of MODEL_TRAINING on its training side

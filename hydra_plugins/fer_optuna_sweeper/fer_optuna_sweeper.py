@@ -141,18 +141,19 @@ class FerOptunaSweeper(Sweeper):
                 try:
                     value = float(ret.return_value)  # re-raises the exception of a failed job
                 except Exception:
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
                     if run_id:
                         parent.close_failed(run_id)
-                    if not self.retry(study, storage, trial):
+                    if not self.retry(study, storage, trial, parent, run_id):
                         raise  # a failing job aborts the search, as with Hydra's basic sweeper
                     done -= 1
                     continue
                 if math.isnan(value):  # pruned, or stopped by Ctrl-C or SIGTERM (fer.sweeps.callback.sweep_job)
                     pruned = parent is not None and run_id is not None and parent.pruned(run_id)
-                    study.tell(trial, state=optuna.trial.TrialState.PRUNED if pruned else optuna.trial.TrialState.FAIL)
-                else:
-                    study.tell(trial, value)
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED if pruned else optuna.trial.TrialState.FAIL,
+                               skip_if_finished=True)
+                else:  # skip_if_finished: another sweeper may have failed it as stale meanwhile
+                    study.tell(trial, value, skip_if_finished=True)
             if stopped(self.config):
                 break
         if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
@@ -181,9 +182,10 @@ class FerOptunaSweeper(Sweeper):
             if parent:
                 parent.close_lost(name, number)
 
-    def retry(self, study: optuna.Study, storage, trial: optuna.trial.Trial) -> bool:
+    def retry(self, study: optuna.Study, storage, trial: optuna.trial.Trial, parent: "SweepParent | None",
+              run_id: str | None) -> bool:
         """Optuna's own retry of a failed trial (its params enqueued again, linked to the first attempt), up to
-        `max_retry` times; whether it was enqueued."""
+        `max_retry` times; whether it was enqueued. Its run is tagged, so the sweep does not count it failed."""
         if not self.max_retry:
             return False
         frozen = storage.get_trial(trial._trial_id)
@@ -191,6 +193,8 @@ class FerOptunaSweeper(Sweeper):
             return False
         optuna.storages.RetryFailedTrialCallback(max_retry=self.max_retry)(study, frozen)
         print(f"fer: optuna: trial {trial.number} failed; it runs again", flush=True)
+        if parent and run_id:
+            parent.mark_retried(run_id)
         return True
 
 
@@ -241,6 +245,12 @@ class SweepParent:
         """A failed trial's run its process could not close (killed): FAILED, not RUNNING for ever."""
         if self.client.get_run(run_id).info.status == "RUNNING":
             self.client.set_terminated(run_id, "FAILED")
+
+    def mark_retried(self, run_id: str) -> None:
+        from fer.tracking import tags
+        from fer.tracking.store import set_tags
+
+        set_tags(self.client, run_id, {tags.RETRIED: "true"})
 
     def close_lost(self, study: str, number: int) -> None:
         """The run of trial `number` of `study`, whichever sweeper started it, FAILED if it is still RUNNING."""

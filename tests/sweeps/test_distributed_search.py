@@ -85,7 +85,7 @@ def test_a_trial_whose_worker_is_killed_runs_again_and_its_run_is_not_left_runni
         if any(store(tmp_path).get_metric_history(r.info.run_id, "lr") for r in runs):
             break
         time.sleep(0.5)
-    (task,) = submitit_tasks()
+    (task,) = submitit_tasks(proc.pid)
     task.send_signal(signal.SIGKILL)
     out, err = proc.communicate(timeout=600)
     assert "fer: optuna: trial 0 failed; it runs again" in out, out + err
@@ -98,6 +98,8 @@ def test_a_trial_whose_worker_is_killed_runs_again_and_its_run_is_not_left_runni
     assert "RUNNING" not in {r.info.status for r in runs}
     assert sorted(r.info.status for r in runs if r.data.tags.get("fer.role") != "sweep") == [
         "FAILED", "FINISHED", "FINISHED"]
+    (parent,) = [r for r in runs if r.data.tags.get("fer.role") == "sweep"]
+    assert parent.info.status == "FINISHED"  # the failed attempt was run again: the search succeeded
 
 
 def test_a_dead_sweepers_trial_is_failed_by_its_heartbeat_and_run_again_by_another(tmp_path, empty_store):

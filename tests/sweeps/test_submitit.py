@@ -35,7 +35,7 @@ def test_a_submitit_sweep_is_one_parent_and_a_preempted_job_resumes_into_its_run
     while len(children_with_an_epoch(store(tmp_path))) < 2:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.5)
-    tasks = submitit_tasks()
+    tasks = submitit_tasks(proc.pid)
     assert len(tasks) == 2, tasks
     tasks[0].send_signal(signal.SIGUSR2)  # what SLURM sends (through submitit) before preempting or timing out
     out, err = proc.communicate(timeout=600)

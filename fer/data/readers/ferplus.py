@@ -10,8 +10,8 @@ Votes become labels as the paper's own code does (Barsoum et al. 2016; microsoft
   (at most three; tied classes enter together); unknown if they hold half of the votes or less, or if unknown
   or not-a-face is among the most voted before any emotion;
 - multilabel: every class with at least 30 % of the votes; unknown if they hold half of the votes or less.
-A face whose processed votes peak at unknown or not-a-face (NF) is dropped. Validation and test rows are
-always processed by majority, as the paper evaluates.
+A face whose processed votes peak at unknown or not-a-face (NF) is dropped. PublicTest and PrivateTest rows are
+always processed by majority, as the paper evaluates (a validation split carved from Training keeps Training's).
 """
 
 from __future__ import annotations
@@ -98,10 +98,15 @@ def read_votes(path) -> Votes:
     return Votes(path, np.array(usage, dtype=str), np.array(named), np.array(counts, dtype=np.float64))
 
 
+def without_outliers(votes: np.ndarray) -> np.ndarray:
+    """The votes with each single vote for a class removed: the paper counts it as an outlier."""
+    return np.where(votes <= 1.0, 0.0, votes)
+
+
 def process(votes: np.ndarray, mode: str) -> np.ndarray:
     """One face's ten votes → ten shares summing to 1, as the paper's `_process_data` makes them for `mode`
     (all of it on unknown when the face has no usable label). Line for line the paper's loop, ties included."""
-    raw = np.where(votes <= 1.0, 0.0, votes)  # a single vote is an outlier
+    raw = without_outliers(votes)
     total = raw.sum()
     unknown = np.zeros(len(raw))
     unknown[UNKNOWN] = 1.0
@@ -140,7 +145,7 @@ def why_dropped(votes: np.ndarray, named: bool) -> str:
     """What made a face unusable, said for the dropped-rows list."""
     if not named:
         return "FER+ has no image for it (not a face)"
-    raw = np.where(votes <= 1.0, 0.0, votes)
+    raw = without_outliers(votes)
     tally = f"{', '.join(f'{VOTE_COLUMNS[i]} {int(v)}' for i, v in enumerate(votes) if v)}"
     if raw.argmax() == NOT_A_FACE:
         return f"not a face ({tally})"
@@ -224,7 +229,7 @@ def clean_fer2013(path, labels, on_bad_row: str = "error") -> ReadResult:
     rows = read_rows(source, on_bad_row)
     votes = read_votes(labels)
     at = align(rows, source, votes)
-    raw = np.where(votes.counts <= 1.0, 0.0, votes.counts)
+    raw = without_outliers(votes.counts)
     not_a_face = ~votes.named | (raw[:, NOT_A_FACE] > 0.5 * raw.sum(1))
     drop = not_a_face[at]
     say_dropped(rows, drop, "not a face (data.clean=ferplus)")
