@@ -41,6 +41,7 @@ PARENT_FILE = "mlflow_parent_run.txt"  # the parent's id and URL, then the launc
 STOPPED_FILE = "stopped"  # the signal that stopped the sweep
 JOBS_DIR = ".jobs"  # one file per worker process running a job, named by its pid
 SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+ENDED_WELL = ("FINISHED", "PRUNED", "RETRIED")  # a job's comparison status that does not fail its sweep
 
 
 def _sweep_dir() -> Path | None:
@@ -202,16 +203,16 @@ class SweepCallback(Callback):
         parent_id, url = link.read_text().split()[:2]
         client = client_for(config.tracking.uri)
         jobs = log_comparison(client, parent_id)
-        failed = [j for j in jobs if j.status not in ("FINISHED", "PRUNED", "RETRIED")]
+        failed = [j for j in jobs if j.status not in ENDED_WELL]
         stopped = self.cause or (sweep_dir / STOPPED_FILE).exists()
         status = "KILLED" if stopped else "FAILED" if aborted or failed or not jobs else "FINISHED"
         if status == "FINISHED" and config.tracking.get("register"):
             register_best(client, parent_id, config.tracking)
         client.set_terminated(parent_id, status)
         if stopped:
-            killed = sum(j.status not in ("FINISHED", "PRUNED", "RETRIED") for j in jobs)
-            print(f"fer: sweep {parent_id} KILLED by {self.cause or 'a signal'}: {len(jobs) - killed} jobs finished, "
-                  f"{killed} killed; comparison of what finished in the parent run", file=sys.stderr, flush=True)
+            print(f"fer: sweep {parent_id} KILLED by {self.cause or 'a signal'}: {len(jobs) - len(failed)} jobs "
+                  f"finished, {len(failed)} killed; comparison of what finished in the parent run", file=sys.stderr,
+                  flush=True)
             print(f"fer: continue it with: {continue_command(config, parent_id)}", file=sys.stderr, flush=True)
         else:
             pruned = sum(j.status == "PRUNED" for j in jobs)

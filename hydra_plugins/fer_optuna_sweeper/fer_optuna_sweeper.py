@@ -94,7 +94,7 @@ class FerOptunaSweeper(Sweeper):
             raise ConfigError("hydra.sweeper.max_retry", "0 or more", max_retry)
         self.n_trials, self.n_jobs, self.direction = n_trials, n_jobs, direction
         self.seed, self.storage, self.study_name = seed, storage, study_name
-        self.pruner, self.heartbeat_s, self.max_retry = pruner, heartbeat_s, max_retry
+        self.heartbeat_s, self.max_retry = heartbeat_s, max_retry  # the pruner is read by each trial's job
         self.params = {str(k): str(v) for k, v in (params or {}).items()}
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -137,7 +137,6 @@ class FerOptunaSweeper(Sweeper):
                 if run_id:
                     trial.set_user_attr("mlflow_run_id", run_id)
                 job_idx += 1
-                done += 1
                 try:
                     value = float(ret.return_value)  # re-raises the exception of a failed job
                 except Exception:
@@ -146,8 +145,8 @@ class FerOptunaSweeper(Sweeper):
                         parent.close_failed(run_id)
                     if not self.retry(study, storage, trial, parent, run_id):
                         raise  # a failing job aborts the search, as with Hydra's basic sweeper
-                    done -= 1
-                    continue
+                    continue  # its retry, asked next, counts in its place
+                done += 1
                 if math.isnan(value):  # pruned, or stopped by Ctrl-C or SIGTERM (fer.sweeps.callback.sweep_job)
                     pruned = parent is not None and run_id is not None and parent.pruned(run_id)
                     study.tell(trial, state=optuna.trial.TrialState.PRUNED if pruned else optuna.trial.TrialState.FAIL,

@@ -17,6 +17,7 @@ always processed by majority, as the paper evaluates (a validation split carved 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import sys
 from dataclasses import dataclass
@@ -198,17 +199,23 @@ def say_dropped(rows: Rows, drop: np.ndarray, what: str) -> None:
           "them in dropped_rows.csv", file=sys.stderr)
 
 
+def paired(path, labels, on_bad_row: str) -> tuple[Path, Rows, Votes, np.ndarray]:
+    """The pixel file's rows, the labels file's votes, and the votes row of each pixel row (checked aligned)."""
+    source = Path(path)
+    rows = read_rows(source, on_bad_row)
+    votes = read_votes(labels)
+    return source, rows, votes, align(rows, source, votes)
+
+
 def read_ferplus(path, labels, label_mode: str = "majority", on_bad_row: str = "error") -> ReadResult:
     """FER2013's pixels (csv, csv.gz or npz) with FER+'s eight-class labels: training rows targeted by
     `label_mode`, validation and test rows by majority, each split's `targets` the label distributions."""
     LABEL_MODES.get(label_mode)
-    source = Path(path)
-    rows = read_rows(source, on_bad_row)
-    votes = read_votes(labels)
-    at = align(rows, source, votes)
+    source, rows, votes, at = paired(path, labels, on_bad_row)
     training = rows.usage == "Training"
-    keep_train, train_targets = labelled(votes, label_mode)
     keep_eval, eval_targets = labelled(votes, "majority")
+    keep_train, train_targets = (keep_eval, eval_targets) if label_mode == "majority" else labelled(votes,
+                                                                                                   label_mode)
     keep = np.where(training, keep_train[at], keep_eval[at])
     raw = votes.counts[at, :EMOTION_COUNT]
     shares = raw / np.maximum(raw.sum(1, keepdims=True), 1.0)  # validation and test: the annotators' own votes
@@ -218,17 +225,14 @@ def read_ferplus(path, labels, label_mode: str = "majority", on_bad_row: str = "
            else f"data.label_mode={label_mode} for Training, majority for PublicTest and PrivateTest")
     say_dropped(rows, ~keep, f"not a face or without a clear label ({how})")
     dropped = dropped_list(rows, votes, at, ~keep)
-    relabelled = Rows(rows.pixels, labels_.astype(np.int64), rows.usage, rows.rows, rows.skipped, rows.positions)
+    relabelled = dataclasses.replace(rows, emotion=labels_.astype(np.int64))
     result = relabelled.take(keep).result(source, on_bad_row, targets[keep])
     return ReadResult(result.splits, result.skipped, dropped, FERPLUS_EMOTIONS)
 
 
 def clean_fer2013(path, labels, on_bad_row: str = "error") -> ReadResult:
     """FER2013 with its own labels, less the faces FER+ marks as not a face (by majority, or without an image)."""
-    source = Path(path)
-    rows = read_rows(source, on_bad_row)
-    votes = read_votes(labels)
-    at = align(rows, source, votes)
+    source, rows, votes, at = paired(path, labels, on_bad_row)
     raw = without_outliers(votes.counts)
     not_a_face = ~votes.named | (raw[:, NOT_A_FACE] > 0.5 * raw.sum(1))
     drop = not_a_face[at]
