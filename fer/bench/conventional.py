@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from fer.data.augment import ERASE_RATIO, ERASE_SCALE, has_affine
+from fer.data.augment import ERASE_RATIO, ERASE_SCALE, has_affine, smaller_crop
 
 
 class PerSampleDataset(Dataset):
@@ -50,6 +50,9 @@ class PerSampleDataset(Dataset):
             pil = pil.transform(pil.size, Image.Transform.AFFINE, affine_coefficients(cfg, rng, pil.size[0]),
                                 resample=Image.Resampling.BILINEAR)
         x = np.asarray(pil, dtype=np.float32) / 255.0
+        if crop := smaller_crop(cfg):
+            top, left = rng.integers(0, x.shape[0] - crop + 1, size=2)
+            x = x[top:top + crop, left:left + crop]
         if cfg.erasing and rng.random() < cfg.erasing:
             x = erase(x, rng)
         return torch.from_numpy(x).unsqueeze(0), int(self.labels[i])

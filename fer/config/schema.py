@@ -35,6 +35,15 @@ class VGGConfig:
 
 
 @dataclass
+class ResNetConfig:
+    name: str = "resnet"
+    stem: int = 16  # channels of the one conv at 48×48
+    widths: list[int] = field(default_factory=lambda: [32, 64, 128])  # per stage, each after a 2×2 max-pool
+    blocks: list[int] = field(default_factory=lambda: [1, 1, 1])  # residual blocks per stage
+    dropout: float = 0.0
+
+
+@dataclass
 class DNNConfig:
     name: str = "dnn"
     hidden: list[int] = field(default_factory=lambda: [1024, 512, 256])
@@ -91,6 +100,7 @@ class AugConfig:
     hflip: bool = False
     crop_padding: int = 0  # random crop of 48 px from the image padded by this many pixels
     erasing: float = 0.0  # probability of random erasing
+    crop_size: int = 0  # < 48: train on random crops of this many px (validation and test see whole faces); 0: off
     impl: str = "kornia"  # kornia | fused (one grid_sample for crop, flip and affine; batched erasing)
 
 
@@ -112,6 +122,8 @@ class SchedConfig:
     min_lr: float = 0.0  # plateau and cosine
     pct_start: float = 0.3  # onecycle
     max_lr_factor: float = 1.0  # onecycle: peak learning rate = optim.lr × this
+    anneal: str = "cos"  # onecycle: cos | linear, the shape of the warm-up and of the decay to the final rate
+    cycle_momentum: bool = True  # onecycle: momentum (or Adam's beta1) from 0.95 down to 0.85 at the peak and back
 
 
 @dataclass
@@ -122,6 +134,7 @@ class TrainerConfig:
     strategy: str = "auto"  # ddp: one process per device (trainer=ddp); metrics synced, rank 0 tracks
     precision: str = "32-true"
     max_epochs: int = 12
+    budget_min: float | None = None  # minutes from the job's start to the end of training; steps and schedule fit it
     limit_train_batches: int | None = None
     limit_val_batches: int | None = None
     limit_test_batches: int | None = None
@@ -223,7 +236,7 @@ class FerConfig:
 
 
 SCHEMAS = {
-    "model": {"cnn": CNNConfig, "vgg": VGGConfig, "dnn": DNNConfig},
+    "model": {"cnn": CNNConfig, "vgg": VGGConfig, "resnet": ResNetConfig, "dnn": DNNConfig},
     "act": {"act": ActConfig},
     "data": {"data": DataConfig},
     "norm": {"norm": NormConfig},

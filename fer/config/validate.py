@@ -18,12 +18,12 @@ from fer.data.splits import VAL_POLICIES
 from fer.errors import ConfigError
 from fer.explain.saliency import METHODS, TARGETS
 from fer.labels import CLASS_SETS
-from fer.models import MATCH_TARGETS, MODELS
+from fer.models import FULLY_CONVOLUTIONAL, MATCH_TARGETS, MODELS
 from fer.models.act import ACTIVATIONS
 from fer.models.norm import NORMS
 from fer.training.optim import OPTIMIZERS, SCHEDULES
 from fer.training.trainer import STRATEGIES
-from fer.training.tta import TTA_MODES
+from fer.training.tta import RESIZING, TTA_MODES
 
 CHOICES = (MODELS, ACTIVATIONS, DATASETS, VAL_POLICIES, ON_BAD_ROW, CLASS_SETS, LABEL_MODES, CLEANING, NORMS,
            OPTIMIZERS, SCHEDULES, AUGMENTATIONS, TTA_MODES, STRATEGIES)
@@ -61,6 +61,8 @@ def validate(cfg: DictConfig) -> DictConfig:
     _check(cfg, "optim.lr", positive, "a positive number")
     _check(cfg, "optim.weight_decay", non_negative, "0 or more")
     _check(cfg, "trainer.max_epochs", positive, "a positive integer")
+    _check(cfg, "sched.anneal", lambda v: v in ("cos", "linear"), "cos or linear")
+    _check(cfg, "trainer.budget_min", lambda v: v is None or v > 0, "a positive number of minutes or null")
     _check(cfg, "label_smoothing", lambda v: 0 <= v < 1, "a number in [0, 1)")
     _check(cfg, "trainer.ema_decay", lambda v: 0 <= v < 1, "a decay in [0, 1) (0: no EMA)")
     _check(cfg, "trainer.checkpoint_upload_every", non_negative, "0 (never) or a number of epochs")
@@ -74,8 +76,20 @@ def validate(cfg: DictConfig) -> DictConfig:
         targets = f"{', '.join(MATCH_TARGETS[:-1])} or {MATCH_TARGETS[-1]}"
         _check(cfg, "model.match", lambda v: v in MATCH_TARGETS, targets)
         _check(cfg, "model.depth", positive, "a positive integer")
+    if cfg.model.name == "resnet":
+        _check(cfg, "model.stem", positive, "a positive integer")
+        _check(cfg, "model.widths", lambda v: len(v) > 0 and all(w > 0 for w in v), "positive widths, one per stage")
+        _check(cfg, "model.blocks", lambda v: len(v) == len(cfg.model.widths) and all(b >= 0 for b in v),
+               f"one count of 0 or more per stage of model.widths ({len(cfg.model.widths)})")
     for k in ("rotation", "shift", "shear", "zoom", "erasing", "crop_padding"):
         _check(cfg, f"aug.{k}", non_negative, "0 or more")
+    _check(cfg, "aug.crop_size", lambda v: v == 0 or 8 <= v <= 48, "0 (off) or a crop side from 8 to 48 px")
+    if cfg.model.name not in FULLY_CONVOLUTIONAL:
+        takes_48 = [m for m in TTA_MODES.names() if m not in RESIZING]
+        _check(cfg, "aug.crop_size", lambda v: v in (0, 48), f"0 for model={cfg.model.name}, which takes 48-px "
+               f"faces only (crops need {', '.join(FULLY_CONVOLUTIONAL)})")
+        _check(cfg, "test.tta", lambda v: v in takes_48,
+               f"{', '.join(takes_48)} for model={cfg.model.name}, which takes 48-px faces only")
     validate_tracking(cfg.tracking)
     if "explain" in cfg:
         validate_explain(cfg.explain)

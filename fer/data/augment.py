@@ -29,7 +29,18 @@ def has_affine(cfg) -> bool:
 
 def moves_pixels(cfg) -> bool:
     """Whether the `aug` options crop, flip or warp: what `FusedAugmentation` does in one `grid_sample`."""
-    return bool(cfg.crop_padding or cfg.hflip or has_affine(cfg))
+    return bool(cfg.crop_padding or cfg.hflip or has_affine(cfg) or smaller_crop(cfg))
+
+
+def smaller_crop(cfg) -> int:
+    """`aug.crop_size` when it crops training faces smaller than 48 px, else 0."""
+    size = cfg.get("crop_size") or 0
+    return size if size < IMAGE_SIZE else 0
+
+
+def training_side(cfg) -> int:
+    """The side in px of the faces the model trains on (what a training step costs)."""
+    return smaller_crop(cfg) or IMAGE_SIZE
 
 
 def build_kornia(cfg) -> nn.Module:
@@ -52,6 +63,8 @@ def build_kornia(cfg) -> nn.Module:
         )
     if cfg.erasing:
         ops.append(K.RandomErasing(p=cfg.erasing, scale=ERASE_SCALE, value=0.0))
+    if crop := smaller_crop(cfg):
+        ops.append(K.RandomCrop((crop, crop)))
     return K.AugmentationSequential(*ops, data_keys=["input"])
 
 
@@ -72,6 +85,8 @@ class FusedAugmentation(nn.Module):
     In normalized coordinates the forward map is p' = A p + t with A = flip · rotation · zoom · shear and t the
     random shift plus the crop's whole-pixel offset; `grid_sample` reads the input at A⁻¹(p' − t). Outside the
     image it repeats the border (Keras's fill_mode="nearest"), for the crop too (kornia pads by reflection).
+    With `crop_size` the warp's output is a random whole-pixel window of that size, read in the same
+    `grid_sample`: smaller faces cost less to train on.
     """
 
     def __init__(self, cfg):
@@ -103,8 +118,13 @@ class FusedAugmentation(nn.Module):
         det = a[:, 0, 0] * a[:, 1, 1] - a[:, 0, 1] * a[:, 1, 0]  # closed form: linalg.inv would sync the GPU
         inv = torch.stack([torch.stack([a[:, 1, 1], -a[:, 0, 1]], -1),
                            torch.stack([-a[:, 1, 0], a[:, 0, 0]], -1)], -2) / det.view(n, 1, 1)
-        theta = torch.cat([inv, -(inv @ t.unsqueeze(-1))], dim=-1).to(x.dtype)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        out = smaller_crop(cfg) or size
+        # the output window in the warped image's normalized coordinates: q ↦ (out / size) q + offset, its pixel
+        # centres on the image's when the offset is a whole number k of pixels from the corner
+        k = torch.randint(0, size - out + 1, (n, 2), device=x.device).float()
+        offset = (2 * k + out) / size - 1
+        theta = torch.cat([inv * (out / size), inv @ (offset - t).unsqueeze(-1)], dim=-1).to(x.dtype)
+        grid = F.affine_grid(theta, [n, x.shape[1], out, out], align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
     def erase(self, x: torch.Tensor) -> torch.Tensor:

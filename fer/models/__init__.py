@@ -14,6 +14,7 @@ from fer.labels import NUM_CLASSES
 from fer.models.act import init_weights
 from fer.models.cnn import build_cnn
 from fer.models.dnn import build_dnn, matched_widths
+from fer.models.resnet import build_resnet
 from fer.models.vgg import build_vgg
 from fer.registry import Registry
 
@@ -33,7 +34,9 @@ def build_sized_dnn(cfg, act, classes: int) -> nn.Sequential:
     return build_dnn(matched_widths(target, cfg.depth, classes), cfg, act, classes)
 
 
-MODELS = Registry("model.name", {"cnn": build_cnn, "vgg16": build_vgg, "vgg19": build_vgg, "dnn": build_sized_dnn})
+MODELS = Registry("model.name", {"cnn": build_cnn, "vgg16": build_vgg, "vgg19": build_vgg, "resnet": build_resnet,
+                               "dnn": build_sized_dnn})
+FULLY_CONVOLUTIONAL = ("resnet",)  # global average pooling: they take faces of any size (crops in training and test)
 MATCH_TARGETS = tuple(name for name, build in MODELS.items() if build is not build_sized_dnn)
 
 

@@ -40,7 +40,8 @@ def cosine(cfg, opt, max_epochs: int, total_steps: int, peak_lr: float) -> dict:
 
 def onecycle(cfg, opt, max_epochs: int, total_steps: int, peak_lr: float) -> dict:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peak_lr * cfg.max_lr_factor, total_steps=total_steps,
-                                                pct_start=cfg.pct_start)
+                                                pct_start=cfg.pct_start, anneal_strategy=cfg.get("anneal", "cos"),
+                                                cycle_momentum=cfg.get("cycle_momentum", True))
     return {"scheduler": sched, "interval": "step"}
 
 
@@ -48,10 +49,16 @@ def onecycle(cfg, opt, max_epochs: int, total_steps: int, peak_lr: float) -> dic
 SCHEDULES = Registry("sched.name", {"none": None, "plateau": plateau, "cosine": cosine, "onecycle": onecycle})
 
 
+def build_schedule(optim_cfg, sched_cfg, opt, max_epochs: int, total_steps: int) -> dict | None:
+    """Lightning's lr_scheduler dict for `opt` over a fit of `max_epochs` epochs, `total_steps` optimizer steps;
+    None for `sched=none`. Also what a time budget rebuilds once it knows how many steps fit
+    (fer/training/budget.py)."""
+    schedule = SCHEDULES.get(sched_cfg.name)
+    return None if schedule is None else schedule(sched_cfg, opt, max_epochs, total_steps, optim_cfg.lr)
+
+
 def configure(optim_cfg, sched_cfg, params, max_epochs: int, total_steps: int):
     """What `LightningModule.configure_optimizers` returns for these configs."""
     opt = build_optimizer(optim_cfg, params)
-    schedule = SCHEDULES.get(sched_cfg.name)
-    if schedule is None:
-        return opt
-    return {"optimizer": opt, "lr_scheduler": schedule(sched_cfg, opt, max_epochs, total_steps, optim_cfg.lr)}
+    schedule = build_schedule(optim_cfg, sched_cfg, opt, max_epochs, total_steps)
+    return opt if schedule is None else {"optimizer": opt, "lr_scheduler": schedule}

@@ -165,8 +165,8 @@ CASES = {
                                                "its own classes"),
     "no data.path": config_case("data=hw3", expected="config key 'data.path': expected the path of the hw3 data"),
     "unknown option": config_case("model=resnet50",
-                                  expected="config key 'model': expected one of cnn, dnn, dnn_matched, vgg16, vgg19, "
-                                           "got 'resnet50'"),
+                                  expected="config key 'model': expected one of cnn, dnn, dnn_matched, resnet, vgg16, "
+                                           "vgg19, got 'resnet50'"),
     "unknown key": config_case("optim.betaz=[0.9,0.99]", expected="config key 'optim.betaz': expected one of the "
                                "keys of optim (name, lr, weight_decay, momentum, nesterov, betas), got 'betaz'"),
     "appended unknown key": config_case("+data.bogus=1", expected="config key 'data.bogus': expected one of the keys"

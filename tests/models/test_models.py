@@ -12,6 +12,7 @@ from fer.config.options import option
 from fer.config.schema import ActConfig
 from fer.models import MODELS, count_params, create_model
 from fer.models.act import ACTIVATIONS
+from fer.models.resnet import ResidualBlock
 
 
 def act(name: str, **kw):
@@ -31,6 +32,29 @@ def test_cnn_layout():
     assert [c.out_channels for c in convs] == [32, 64, 128, 128] and convs[0].kernel_size == (5, 5)
     assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 2
     assert model(torch.zeros(3, 1, 48, 48)).shape == (3, 7)
+
+
+def resnet_params(stem: int, widths: list[int], blocks: list[int]) -> int:
+    """By hand: a 3×3 conv without bias and its BN (2 per channel) per conv; two per residual block; the head."""
+    def conv_bn(i, o):
+        return 9 * i * o + 2 * o
+    total, ch = conv_bn(1, stem), stem
+    for w, b in zip(widths, blocks, strict=True):
+        total += conv_bn(ch, w) + 2 * b * conv_bn(w, w)
+        ch = w
+    return total + ch * 7 + 7
+
+
+@pytest.mark.parametrize(("widths", "blocks"), [([32, 64, 128], [1, 1, 1]), ([16, 32], [0, 2])])
+def test_resnet_scales_with_its_keys_and_takes_any_face_size(widths, blocks):
+    """Sweeps scale the laptop model by width and depth; it trains on 40-px crops and tests on 48-px faces."""
+    cfg = option("model", "resnet")
+    cfg.widths, cfg.blocks = widths, blocks
+    model = create_model(cfg, act("relu"))
+    assert count_params(model)["params_total"] == resnet_params(cfg.stem, widths, blocks)
+    assert sum(isinstance(m, ResidualBlock) for m in model.modules()) == sum(blocks)
+    for side in (40, 48):
+        assert model(torch.zeros(2, 1, side, side)).shape == (2, 7)
 
 
 @pytest.mark.parametrize("target", ["cnn", "vgg16", "vgg19"])

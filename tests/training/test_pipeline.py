@@ -25,14 +25,17 @@ from fer.training.export import example_images, exportable
 from fer.training.module import FERModule
 from fer.training.trainer import build_trainer
 
-TINY = ["model=dnn", "model.hidden=[16]", "data.n_train=100", "data.n_val=40", "data.n_test=40",
+TINY_DNN = ["model=dnn", "model.hidden=[16]"]
+TINY_RESNET = ["model=resnet", "model.stem=4", "model.widths=[8]", "model.blocks=[1]"]  # takes any face size
+TINY = [*TINY_DNN, "data.n_train=100", "data.n_val=40", "data.n_test=40",
         "data.batch_size=16", "trainer.accelerator=cpu", "trainer.max_epochs=2", "trainer.progress_bar=false",
         "explain=none"]
 
 
 def tiny(*overrides: str):
     """A config, its data module and model: a one-layer DNN on 100 synthetic faces, batches of 16."""
-    cfg = validate(composed(*TINY, *overrides))
+    base = [o for o in TINY if o not in TINY_DNN] if any(o.startswith("model=") for o in overrides) else TINY
+    cfg = validate(composed(*base, *overrides))
     torch.manual_seed(0)
     splits = load_splits(cfg.data)
     dm = FERDataModule(splits, cfg.data, cfg.aug)
@@ -127,10 +130,20 @@ def test_tencrop_views_are_four_px_corner_shifts_center_and_mirrors():
     assert torch.allclose(ten.sum(1), torch.ones(3)) and not torch.allclose(ten, plain)
 
 
+def test_inner_tencrop_views_are_the_corners_and_center_of_the_face_and_mirrors():
+    """What a model trained on random crops sees at test: windows of the face itself, no invented border."""
+    x = torch.rand(3, 1, 48, 48)
+    views = list(tta.views(x, "tencrop_inner"))
+    assert len(views) == 10 and all(v.shape == (3, 1, 44, 44) for v in views)
+    corners = [x[..., :44, :44], x[..., :44, 4:], x[..., 4:, :44], x[..., 4:, 4:], x[..., 2:46, 2:46]]
+    for k, crop in enumerate(corners):
+        assert torch.equal(views[2 * k], crop) and torch.equal(views[2 * k + 1], crop.flip(-1))
+
+
 @pytest.mark.parametrize("mode", tta.TTA_MODES.names())
 def test_the_exported_graph_gives_fers_probabilities_from_raw_pixels(mode):
     """torch.export of the tested model: 0–255 floats in, normalization and TTA inside, any batch size."""
-    _, _, module = tiny(f"test.tta={mode}")
+    _, _, module = tiny(f"test.tta={mode}", *(TINY_RESNET if mode in tta.RESIZING else []))
     module.normalizer.fit(np.random.default_rng(0).integers(0, 256, (32, 48, 48), dtype=np.uint8))
     program = torch.export.export(exportable(module), (example_images(),),
                                   dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
@@ -184,6 +197,21 @@ def test_fused_augmentation_draws_per_sample_crops_flips_and_erasures():
         h, w = len(rows), len(cols)
         assert int((e == 0).sum()) == h * w and 0.015 <= h * w / 48**2 <= 0.26  # one rectangle, 2–25 % of the face
         assert rows.max() - rows.min() + 1 == h and cols.max() - cols.min() + 1 == w
+
+
+@pytest.mark.parametrize("impl", ["fused", "kornia"])
+def test_smaller_crops_are_whole_pixel_windows_of_each_face_at_many_places(impl):
+    """aug.crop_size trains on random windows of the face, unblurred; both implementations agree on what."""
+    x = torch.rand(64, 1, 48, 48)
+    crops = build_augmentation(OmegaConf.structured(AugConfig(crop_size=40, impl=impl)))(x)
+    assert crops.shape == (64, 1, 40, 40)
+    places = set()
+    for c, a in zip(crops, x, strict=True):
+        found = [(top, left) for top in range(9) for left in range(9)
+                 if torch.allclose(c, a[:, top:top + 40, left:left + 40], atol=1e-5)]
+        assert len(found) == 1
+        places.add(found[0])
+    assert len(places) > 20
 
 
 def test_sota_recipe_composes_and_validates():
