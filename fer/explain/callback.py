@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import time
+
 import pytorch_lightning as pl
 import torch
 
@@ -30,4 +33,7 @@ class ExplainCallback(pl.Callback):
     def on_test_end(self, trainer, pl_module):
         if not trainer.is_global_zero:
             return
+        started = time.monotonic()
         render_into_run(pl_module, self.probes, self.cfg, self.sink)
+        print(f"fer: explanations took {time.monotonic() - started:.0f} s (explain=none skips them; "
+              f"explain.filters.steps={self.cfg.filters.steps} sets the filter images' share)", file=sys.stderr)

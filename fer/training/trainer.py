@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 
 from fer.registry import Registry
+from fer.training.budget import TimeBudget
 from fer.training.ema import EMA
 
 # ranks > 0 re-run the command and join rank 0's run (fer/tracking/ddp.py): only launchers that re-run it
@@ -44,11 +46,14 @@ def device_kwargs(cfg) -> dict:
             "benchmark": cfg.get("benchmark"), "deterministic": cfg.deterministic}
 
 
-def build_trainer(cfg, logger, callbacks: list, ckpt_dir: Path) -> tuple[pl.Trainer, ModelCheckpoint]:
+def build_trainer(cfg, logger, callbacks: list, ckpt_dir: Path, started: float | None = None
+                  ) -> tuple[pl.Trainer, ModelCheckpoint]:
     """A Trainer and its checkpoint callback (MLFlowLogger knows no save_dir for sqlite or http URIs,
     so the checkpoint directory is given explicitly). With `ema_decay`, the EMA callback comes before the
-    checkpoint, so what is validated and saved is the average."""
+    checkpoint, so what is validated and saved is the average. With `budget_min`, training ends that many
+    minutes after `started` (a `time.monotonic()` reading; default now), its schedule fitted to the time."""
     quiet_lightning()
+    budget = [TimeBudget(cfg.budget_min, started or time.monotonic())] if cfg.get("budget_min") else []
     ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="best-{epoch:02d}", monitor="val_acc", mode="max",
                            save_last=True, auto_insert_metric_name=False)
     ema = [EMA(cfg.ema_decay)] if cfg.get("ema_decay") else []
@@ -62,7 +67,7 @@ def build_trainer(cfg, logger, callbacks: list, ckpt_dir: Path) -> tuple[pl.Trai
         num_sanity_val_steps=cfg.num_sanity_val_steps,
         gradient_clip_val=cfg.gradient_clip_val,
         logger=logger,
-        callbacks=[*ema, ckpt, *callbacks, *extra],
+        callbacks=[*budget, *ema, ckpt, *callbacks, *extra],
         enable_progress_bar=cfg.progress_bar,
         enable_model_summary=False,
         log_every_n_steps=1,

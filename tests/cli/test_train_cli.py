@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from helpers import CNN_ARGS, artifact_bytes, assert_complete_run
+from helpers import CNN_ARGS, artifact_bytes, assert_complete_run, composed
 
 from fer.data.synthetic import generate
 from fer.labels import EMOTIONS
+from fer.train import LAPTOP_ACCURACY, recipe_hint
 
 
 def test_default_cnn_run_is_complete(cnn_run):
@@ -59,3 +60,13 @@ def test_standardize_uses_training_split_only(cnn_run):
     logged = float(run.data.params["norm.mean"])
     assert abs(logged - train.mean()) < 1e-9
     assert abs(float(run.data.params["norm.std"]) - train.std()) < 1e-9
+
+
+def test_a_newcomer_on_the_real_csv_is_told_the_laptop_recipe():
+    """Pointing fer at FER2013 with only a path trains the homework's CNN: one line names the better command."""
+    plain = recipe_hint(composed("data=fer2013", "data.path=fer2013.csv"), ["data=fer2013", "data.path=fer2013.csv"])
+    assert plain.startswith("fer: note:") and "python -m fer.train experiment=laptop data.path=fer2013.csv" in plain
+    assert LAPTOP_ACCURACY in plain
+    for chosen in ("model=vgg16", "experiment=laptop"):  # a user who chose is not second-guessed
+        assert recipe_hint(composed("data=fer2013", "data.path=x.csv"), ["data.path=x.csv", chosen]) is None
+    assert recipe_hint(composed(), []) is None  # the embedded synthetic faces
