@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import statistics
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from fer.bench.conventional import PerSampleDataset
 from fer.cli import entry_point
 from fer.config.schema import FerConfig
 from fer.config.validate import validate
+from fer.data.augment import training_side
 from fer.data.datamodule import FERDataModule
 from fer.data.splits import Split, Splits
 from fer.errors import ConfigError
@@ -56,6 +58,7 @@ class BenchConfig:
     bare_steps: int = 30  # timed optimizer steps of the bare model on one fixed batch
     workers: int | None = None  # the conventional DataLoader's workers; null: all cores but one
     pipelines: list[str] = field(default_factory=lambda: ["conventional", "fer", "bare"])  # also fer_<impl>
+    rounds: int = 1  # the pipelines timed in turn this many times; each row is its median
     matmul_size: int | None = None  # side of the square matmul timed for the ceiling; null: 8192 GPU, 1024 CPU
     output: str = "bench.json"
 
@@ -151,8 +154,8 @@ def bare_rate(module: FERModule, cfg, device: torch.device, clock: Clock) -> flo
     """Images per second of forward, backward and optimizer step on one fixed batch already on the device."""
     module.to(device).train()
     opt = build_optimizer(cfg.optim, module.parameters())
-    b = cfg.data.batch_size
-    x = torch.rand(b, 1, IMAGE_SIZE, IMAGE_SIZE, device=device)
+    b, side = cfg.data.batch_size, training_side(cfg.aug)
+    x = torch.rand(b, 1, side, side, device=device)
     y = torch.randint(0, NUM_CLASSES, (b,), device=device)
 
     def step():
@@ -170,10 +173,10 @@ def bare_rate(module: FERModule, cfg, device: torch.device, clock: Clock) -> flo
     return b * cfg.bench.bare_steps / clock.seconds(start, clock.mark())
 
 
-def flops_per_image(module: FERModule) -> int:
-    """Training FLOPs of one image: a forward and backward of a batch of two in training mode, halved."""
+def flops_per_image(module: FERModule, side: int) -> int:
+    """Training FLOPs of one image of `side` px: a forward and backward of a batch of two in training mode, halved."""
     model = copy.deepcopy(module).cpu().float().train()
-    x = torch.rand(2, 1, IMAGE_SIZE, IMAGE_SIZE)
+    x = torch.rand(2, 1, side, side)
     with FlopCounterMode(display=False) as counter:
         model.criterion(model(x), torch.zeros(2, dtype=torch.long)).backward()
     return counter.get_total_flops() // 2
@@ -193,6 +196,17 @@ def matmul_ceiling(device: torch.device, size: int | None, clock: Clock) -> tupl
     return 2 * n**3 * reps / clock.seconds(start, clock.mark()), str(dtype).removeprefix("torch.")
 
 
+def pipeline_rate(name: str, module: FERModule, splits: Splits, cfg, device: torch.device, clock: Clock,
+                  workers: int) -> float:
+    if name == "bare":
+        return bare_rate(module, cfg, device, clock)
+    if name == "conventional":
+        data = ConventionalData(splits.train, cfg.data.batch_size, cfg.aug, workers, pin=device.type == "cuda")
+        return timed_fit(module, data, cfg, clock)
+    aug = OmegaConf.merge(cfg.aug, {"impl": name.removeprefix("fer_")} if name != "fer" else {})
+    return timed_fit(module, FERDataModule(splits, cfg.data, aug), cfg, clock)
+
+
 def root_device(cfg) -> torch.device:
     probe = pl.Trainer(**device_kwargs(cfg.trainer), logger=False, enable_progress_bar=False,
                        enable_model_summary=False, enable_checkpointing=False)
@@ -206,7 +220,7 @@ def check(cfg) -> None:
         raise ConfigError("bench.pipelines", "names among " + ", ".join(PIPELINES), unknown)
     if b.images < cfg.data.batch_size:
         raise ConfigError("bench.images", f"at least data.batch_size ({cfg.data.batch_size})", b.images)
-    for key, low in (("epochs", 1), ("warmup_epochs", 0), ("bare_steps", 1)):
+    for key, low in (("epochs", 1), ("warmup_epochs", 0), ("bare_steps", 1), ("rounds", 1)):
         if b[key] < low:
             raise ConfigError(f"bench.{key}", f"{low} or more", b[key])
 
@@ -220,20 +234,15 @@ def run(cfg) -> dict:
     clock = Clock(device)
     splits = random_splits(cfg.bench.images, cfg.data.batch_size, cfg.seed)
     module = FERModule(OmegaConf.to_container(cfg, resolve=True), ["test"])
-    flops = flops_per_image(module)
+    flops = flops_per_image(module, training_side(cfg.aug))
     if cfg.trainer.compile:
         module.compile_forward()
     workers = cfg.bench.workers if cfg.bench.workers is not None else max(1, (os.cpu_count() or 2) - 1)
-    rates = {}
-    for name in cfg.bench.pipelines:  # in the order given; the first row also pays for compilation in its warm-up
-        if name == "bare":
-            rates[name] = bare_rate(module, cfg, device, clock)
-        elif name == "conventional":
-            data = ConventionalData(splits.train, cfg.data.batch_size, cfg.aug, workers, pin=device.type == "cuda")
-            rates[name] = timed_fit(module, data, cfg, clock)
-        else:
-            aug = OmegaConf.merge(cfg.aug, {"impl": name.removeprefix("fer_")} if name != "fer" else {})
-            rates[name] = timed_fit(module, FERDataModule(splits, cfg.data, aug), cfg, clock)
+    timings: dict[str, list[float]] = {name: [] for name in cfg.bench.pipelines}
+    for _ in range(cfg.bench.rounds):  # in turn, so a shared machine's slow spells hit every pipeline alike
+        for name in cfg.bench.pipelines:  # in the order given; the first also pays for compilation in its warm-up
+            timings[name].append(pipeline_rate(name, module, splits, cfg, device, clock, workers))
+    rates = {name: statistics.median(r) for name, r in timings.items()}
     ceiling, dtype = matmul_ceiling(device, cfg.bench.matmul_size, clock)
     rows = [{"pipeline": name, "images_per_s": rate, "s_per_fer2013_epoch": TRAINING_ROWS / rate,
              "fraction_of_ceiling": rate * flops / ceiling} for name, rate in rates.items()]
@@ -241,6 +250,7 @@ def run(cfg) -> dict:
             "model": cfg.model.name, "batch_size": cfg.data.batch_size, "aug": cfg.aug.name,
             "aug_impl": cfg.aug.impl, "precision": cfg.trainer.precision, "compile": cfg.trainer.compile,
             "channels_last": cfg.trainer.channels_last, "on_device": cfg.data.on_device, "images": cfg.bench.images,
+            "rounds": cfg.bench.rounds, "timings": timings,
             "conventional_workers": workers, "train_flops_per_image": flops, "matmul_ceiling_flops": ceiling,
             "matmul_ceiling_dtype": dtype, "rows": rows}
 
@@ -248,11 +258,12 @@ def run(cfg) -> dict:
 def print_table(result: dict) -> None:
     table = Table(title=f"fer.bench: {result['model']}, batch {result['batch_size']}, aug {result['aug']} "
                         f"({result['aug_impl']}), {result['precision']}, on {result['device']}")
-    for col in ("pipeline", "images/s", "s per FER2013 epoch", "of matmul ceiling"):
+    bare = next((r["images_per_s"] for r in result["rows"] if r["pipeline"] == "bare"), None)
+    for col in ("pipeline", "images/s", "s per FER2013 epoch", "of matmul ceiling", "of bare"):
         table.add_column(col, justify="left" if col == "pipeline" else "right")
     for r in result["rows"]:
         table.add_row(r["pipeline"], f"{r['images_per_s']:,.0f}", f"{r['s_per_fer2013_epoch']:.3f}",
-                      f"{r['fraction_of_ceiling']:.1%}")
+                      f"{r['fraction_of_ceiling']:.1%}", f"{r['images_per_s'] / bare:.2f}×" if bare else "")
     console = Console()
     console.print(table)
     console.print(f"training FLOPs per image {result['train_flops_per_image'] / 1e9:.3f} G; matmul ceiling "
