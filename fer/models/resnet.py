@@ -34,10 +34,7 @@ class ResidualBlock(nn.Module):
 
 def build_resnet(cfg, act, classes: int) -> nn.Sequential:
     """stem conv at 48 px; per stage: 2×2 max-pool, conv to the stage's width, `blocks` residual blocks;
-    global average pool → dropout → classes."""
-    if len(cfg.widths) != len(cfg.blocks):
-        raise ValueError(f"model.widths and model.blocks must have one entry per stage, got {len(cfg.widths)} "
-                         f"and {len(cfg.blocks)}")
+    global average pool → dropout → classes. `validate` has checked one block count per width."""
     layers: list[nn.Module] = conv_bn(1, cfg.stem, act)
     in_ch = cfg.stem
     for width, blocks in zip(cfg.widths, cfg.blocks, strict=True):

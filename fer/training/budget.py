@@ -6,8 +6,7 @@ takes — validation, checkpoints, artifacts — once one has passed) the callba
 what is left, rebuilds the learning-rate schedule for exactly that many (so a one-cycle ends at its final rate), and
 asks Lightning to stop after the last one — Lightning then validates the partial last epoch. At each epoch's start
 it plans again from the measured times, so a machine that slows down still ends on time with the schedule
-completed. Lightning's own `max_time`
-stops a fit wherever the clock runs out, mid-schedule; hence this callback.
+completed. Lightning's own `max_time` stops a fit wherever the clock runs out, mid-schedule; hence this callback.
 """
 
 from __future__ import annotations

@@ -22,19 +22,16 @@ PAD = 4  # pixels: the corner crops shift the face by 4 px each way, within `aug
 INNER = 44  # pixels: tencrop_inner's views, the face less PAD rows and columns
 
 
+def corners_and_center(x: torch.Tensor, h: int, w: int) -> Iterator[torch.Tensor]:
+    """The batch cut to h×w at its four corners, then at its center."""
+    dy, dx = x.shape[-2] - h, x.shape[-1] - w
+    for top, left in ((0, 0), (0, dx), (dy, 0), (dy, dx), (dy // 2, dx // 2)):
+        yield x[..., top:top + h, left:left + w]
+
+
 def crops(x: torch.Tensor, pad: int = PAD) -> Iterator[torch.Tensor]:
     """The five crops of the padded batch: four corners, then the center (= `x`)."""
-    h, w = x.shape[-2:]
-    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    for top, left in ((0, 0), (0, 2 * pad), (2 * pad, 0), (2 * pad, 2 * pad), (pad, pad)):
-        yield padded[..., top:top + h, left:left + w]
-
-
-def inner_crops(x: torch.Tensor, side: int = INNER) -> Iterator[torch.Tensor]:
-    """Four corners and the center of the batch's faces, `side` px square."""
-    dy, dx = x.shape[-2] - side, x.shape[-1] - side
-    for top, left in ((0, 0), (0, dx), (dy, 0), (dy, dx), (dy // 2, dx // 2)):
-        yield x[..., top:top + side, left:left + side]
+    return corners_and_center(F.pad(x, (pad, pad, pad, pad), mode="reflect"), *x.shape[-2:])
 
 
 def flips(x: torch.Tensor) -> Iterator[torch.Tensor]:
@@ -42,14 +39,17 @@ def flips(x: torch.Tensor) -> Iterator[torch.Tensor]:
     yield x.flip(-1)
 
 
-def tencrop(x: torch.Tensor) -> Iterator[torch.Tensor]:
-    for view in crops(x):
+def mirrored(views: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+    for view in views:
         yield from flips(view)
+
+
+def tencrop(x: torch.Tensor) -> Iterator[torch.Tensor]:
+    return mirrored(crops(x))
 
 
 def tencrop_inner(x: torch.Tensor) -> Iterator[torch.Tensor]:
-    for view in inner_crops(x):
-        yield from flips(view)
+    return mirrored(corners_and_center(x, INNER, INNER))
 
 
 TTA_MODES = Registry("test.tta", {"none": lambda x: iter([x]), "flip": flips, "tencrop": tencrop,
