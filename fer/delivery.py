@@ -1,5 +1,5 @@
 """`python -m fer.delivery replay <spool> [--uri URI]`: deliver the tracking calls a run kept in its spool folder
-while the store did not answer (fer/tracking/spool.py); light: no torch import."""
+while the store did not answer (fer/tracking/delivering_client.py); light: no torch import."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from fer.errors import EXIT_BAD_INPUT, guarded
-from fer.tracking.spool import replay
+from fer.tracking.delivering_client import replay
 
 
 def main(argv: list[str] | None = None) -> None:

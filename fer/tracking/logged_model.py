@@ -23,7 +23,7 @@ from mlflow.types import Schema, TensorSpec
 
 from fer.errors import FerError
 from fer.tracking import tags
-from fer.tracking.spool import when_free
+from fer.tracking.retry import when_free
 from fer.training.export import INPUT_SHAPE, example_images, exportable
 
 ARTIFACT = "model"  # the LoggedModel's name: `runs:/<run id>/model`

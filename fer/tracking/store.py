@@ -1,7 +1,7 @@
 """The tracking store: its URI, one client per store for this process, creating experiments and runs safely
 when several processes start together, and how to open the UI on a run.
 
-All writes go through one `spool.DeliveringClient` per store, so a store that goes away mid-run does not stop
+All writes go through one `DeliveringClient` per store, so a store that goes away mid-run does not stop
 training or lose what it was sent (`python -m fer.delivery replay <spool>` delivers it later).
 """
 
@@ -21,7 +21,8 @@ from mlflow.utils.rest_utils import http_request
 
 from fer.errors import FerError
 from fer.tracking import tags
-from fer.tracking.spool import DeliveringClient, quiet_http_retries, unreachable, when_free
+from fer.tracking.delivering_client import DeliveringClient
+from fer.tracking.retry import quiet_http_retries, unreachable, when_free
 
 PREFLIGHT_S = 5.0
 

@@ -19,7 +19,8 @@ from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from fer.tracking.spool import DeliveringClient, when_free
+from fer.tracking.delivering_client import DeliveringClient
+from fer.tracking.retry import when_free
 
 SERVER_RUN = ["data.n_train=320", "data.n_val=96", "data.n_test=96", "trainer.progress_bar=false", "explain=none"]
 
