@@ -31,11 +31,12 @@ from rich.table import Table
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
-from fer.bench.conventional import PerSampleDataset
+from fer.bench.conventional import PerSampleDataset, collate
 from fer.cli import entry_point
 from fer.config.schema import FerConfig
 from fer.config.validate import validate
 from fer.data.augment import training_side
+from fer.data.batch import Batch
 from fer.data.datamodule import FERDataModule
 from fer.data.splits import Split, Splits
 from fer.errors import ConfigError
@@ -98,8 +99,8 @@ class EpochTimer(pl.Callback):
         self.marks.append([self.clock.mark(), None])
         self.images.append(0)
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.images[-1] += len(batch[1])
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch: Batch, batch_idx):
+        self.images[-1] += len(batch.labels)
 
     def on_train_epoch_end(self, trainer, pl_module):
         self.marks[-1][1] = self.clock.mark()
@@ -111,8 +112,8 @@ class EpochTimer(pl.Callback):
 
 
 class ConventionalData(pl.LightningDataModule):
-    """Training batches the conventional way: shuffled indices, per-sample transforms in workers, collation,
-    pinned memory and a copy to the device per batch."""
+    """Training batches the conventional way: shuffled indices, per-sample transforms in workers, collation (into
+    the `Batch` fer's steps take), pinned memory and a copy to the device per batch."""
 
     def __init__(self, split: Split, batch_size: int, aug_cfg, workers: int, pin: bool):
         super().__init__()
@@ -120,7 +121,7 @@ class ConventionalData(pl.LightningDataModule):
         self.batch_size, self.workers, self.pin = batch_size, workers, pin
 
     def train_dataloader(self):
-        return DataLoader(self.ds, batch_size=self.batch_size, shuffle=True, drop_last=True,
+        return DataLoader(self.ds, batch_size=self.batch_size, shuffle=True, drop_last=True, collate_fn=collate,
                           num_workers=self.workers, pin_memory=self.pin, persistent_workers=self.workers > 0)
 
 

@@ -14,9 +14,10 @@ import os
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from fer.data.augment import ERASE_RATIO, ERASE_SCALE, has_affine, smaller_crop
+from fer.data.batch import Batch
 
 
 class PerSampleDataset(Dataset):
@@ -56,6 +57,11 @@ class PerSampleDataset(Dataset):
         if cfg.erasing and rng.random() < cfg.erasing:
             x = erase(x, rng)
         return torch.from_numpy(x).unsqueeze(0), int(self.labels[i])
+
+
+def collate(samples: list) -> Batch:
+    """The samples stacked as torch's default collation stacks them, as the `Batch` fer's steps take."""
+    return Batch(*default_collate(samples))
 
 
 def affine_coefficients(cfg, rng: np.random.Generator, size: int) -> tuple[float, ...]:

@@ -9,6 +9,7 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
 
 from fer.data.augment import build_augmentation
+from fer.data.batch import Batch
 from fer.data.splits import Split, Splits
 
 
@@ -16,7 +17,7 @@ class BatchSlices(Dataset):
     """Indexed by a whole list of row indices at once, so a batch is one tensor slice, not N samples.
 
     FER2013 fits in memory many times over; per-sample __getitem__ and collation would dominate.
-    A batch is (images, labels), and the label distributions after them where the split has some (FER+).
+    A batch is a `Batch`: images, labels, and the label distributions where the split has some (FER+).
     """
 
     def __init__(self, split: Split, device: torch.device | None = None):
@@ -27,13 +28,11 @@ class BatchSlices(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index) -> Batch:
         index = torch.as_tensor(index)
         if self.images.is_cuda:  # from pinned memory the copy is queued; from pageable memory it waits for the GPU
             index = index.pin_memory().to(self.images.device, non_blocking=True)
-        if self.targets is None:
-            return self.images[index], self.labels[index]
-        return self.images[index], self.labels[index], self.targets[index]
+        return Batch(self.images[index], self.labels[index], None if self.targets is None else self.targets[index])
 
 
 class EpochBatchSampler(BatchSampler):
@@ -126,9 +125,8 @@ class FERDataModule(pl.LightningDataModule):
         split = self.splits.predict if self.splits.predict is not None else self.splits.val
         return self._loader(split, shuffle=False)
 
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        x, *labels = batch
-        x = x.float().div_(255.0)
+    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        x = batch.images.float().div_(255.0)
         if self.trainer is not None and self.trainer.training:
             x = self.augment(x)
-        return x, *labels
+        return batch._replace(images=x)

@@ -14,6 +14,7 @@ from torch.nn import functional as F
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
+from fer.data.batch import Batch
 from fer.labels import CLASS_SETS, IMAGE_SIZE
 from fer.models import create_model
 from fer.models.norm import Normalizer
@@ -59,9 +60,10 @@ class FERModule(pl.LightningModule):
     """Classifies normalized faces; `config` is the resolved run config as a plain dict. Its `data.classes` names
     the classes (FER2013's seven in configs from before class sets).
 
-    Batches are (images, labels), or (images, labels, targets) where the data has label distributions (FER+):
-    training then fits the targets by `data.label_mode`, and evaluation also counts the predictions at least one
-    annotator voted for (`*_any_vote_acc`); accuracy stays against the label (FER+'s majority).
+    Each step gets a `Batch`; where it has label distributions (FER+), training fits the targets by
+    `data.label_mode`, and evaluation also counts the predictions at least one annotator voted for
+    (`*_any_vote_acc`); accuracy stays against the label (FER+'s majority). The losses are logged with the batch's
+    size given, since Lightning would find a `Batch` without targets ambiguous.
     The confusion matrices of the last test are kept in `test_results` for the artifact callback.
     With `trainer.compile`, the steps of a fit (and the test after it) run `forward` through torch.compile;
     `forward` itself stays eager for explanations and restored models.
@@ -131,41 +133,43 @@ class FERModule(pl.LightningModule):
             x = torch.cat([x, x.new_zeros(self.batch_size - n, *x.shape[1:])])
         return self._compiled(x)[:n]
 
-    def training_step(self, batch, batch_idx):
-        x, y, *targets = batch
+    def training_step(self, batch: Batch, batch_idx):
+        x, y = batch.images, batch.labels
         logits = self.logits(x)
-        if targets:
-            loss = label_mode_loss(logits, targets[0], self.label_mode, self.cfg.label_smoothing)
+        if batch.targets is not None:
+            loss = label_mode_loss(logits, batch.targets, self.label_mode, self.cfg.label_smoothing)
         else:
             loss = self.criterion(logits, y)
         self.train_acc(logits, y)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True,
+                 batch_size=len(y))
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def on_train_epoch_start(self):
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True, sync_dist=True)
 
-    def validation_step(self, batch, batch_idx):
-        x, y, *shares = batch
+    def validation_step(self, batch: Batch, batch_idx):
+        x, y, shares = batch.images, batch.labels, batch.targets  # outside training the targets are vote shares
         logits = self.logits(x)
         self.val_acc(logits, y)
         self.val_f1(logits, y)
-        self.log("val_loss", self.criterion(logits, y), on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("val_loss", self.criterion(logits, y), on_step=False, on_epoch=True, prog_bar=True, sync_dist=True,
+                 batch_size=len(y))
         self.log("val_acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
         self.log("val_f1", self.val_f1, on_step=False, on_epoch=True)
-        if shares:
-            self.val_any_vote(any_vote_hits(logits, shares[0]))
+        if shares is not None:
+            self.val_any_vote(any_vote_hits(logits, shares))
             self.log("val_any_vote_acc", self.val_any_vote, on_step=False, on_epoch=True)
 
-    def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
-        x, y, *shares = batch
-        probs = tta.probabilities(self.logits, x, self.tta)
+    def test_step(self, batch: Batch, batch_idx, dataloader_idx: int = 0):
+        y, shares = batch.labels, batch.targets
+        probs = tta.probabilities(self.logits, batch.images, self.tta)
         name = self.test_names[dataloader_idx]
         for group in (name, "all") if "all" in self.tests else (name,):
             self.tests[group].update(probs, y)
-            if shares:
-                self.test_any_vote[group].update(any_vote_hits(probs, shares[0]))
+            if shares is not None:
+                self.test_any_vote[group].update(any_vote_hits(probs, shares))
 
     def on_test_epoch_end(self):
         """`test_<split>_acc` per named split (FER2013's public, private), `test_acc` and the per-class
@@ -194,8 +198,8 @@ class FERModule(pl.LightningModule):
                         log(f"test_acc_{cls}", values["class_acc"][i])
             self.test_results[name] = {"acc": float(values["acc"]), "confmat": confmat.tolist()}
 
-    def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
-        return tta.probabilities(self.logits, batch[0], self.tta)
+    def predict_step(self, batch: Batch, batch_idx, dataloader_idx: int = 0):
+        return tta.probabilities(self.logits, batch.images, self.tta)
 
     @torch.no_grad()
     def classify(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:

@@ -10,6 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from fer.config.schema import AugConfig, DataConfig
+from fer.data.batch import Batch
 from fer.data.datamodule import FERDataModule
 from fer.data.splits import UNLABELED, Split, arrange
 from fer.errors import DataError
@@ -84,10 +85,10 @@ def test_augmentation_only_on_training_batches_with_per_sample_parameters(aug, i
     x[:] = x[0]  # identical images: different outputs can only come from per-sample parameters
     y = torch.zeros(16, dtype=torch.long)
     dm.trainer = FakeTrainer(training=False)
-    plain, _ = dm.on_after_batch_transfer((x, y), 0)
+    plain = dm.on_after_batch_transfer(Batch(x, y), 0).images
     assert torch.equal(plain, x.float() / 255)
     dm.trainer = FakeTrainer(training=True)
-    augmented, labels = dm.on_after_batch_transfer((x, y), 0)
+    augmented, labels, _ = dm.on_after_batch_transfer(Batch(x, y), 0)
     assert augmented.shape == plain.shape and torch.equal(labels, y)
     assert not torch.allclose(augmented, plain)
     per_sample = augmented.flatten(1)

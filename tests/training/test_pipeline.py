@@ -17,6 +17,7 @@ from torch._dynamo.testing import CompileCounter
 from fer.config.schema import AugConfig
 from fer.config.validate import validate
 from fer.data.augment import build_augmentation
+from fer.data.batch import Batch
 from fer.data.datamodule import FERDataModule
 from fer.data.load import load_splits
 from fer.errors import ConfigError
@@ -96,7 +97,7 @@ def test_compiled_steps_see_one_graph_per_mode_despite_short_batches(tmp_path, m
 
 def test_flip_tta_leaves_a_mirror_symmetric_model_unchanged():
     _, _, module = tiny("test.tta=flip")
-    batch = (torch.rand(8, 1, 48, 48), torch.zeros(8, dtype=torch.long))
+    batch = Batch(torch.rand(8, 1, 48, 48), torch.zeros(8, dtype=torch.long))
 
     def with_and_without_flip():
         module.eval()
@@ -123,7 +124,7 @@ def test_tencrop_views_are_four_px_corner_shifts_center_and_mirrors():
     assert torch.equal(views[1], top_left.flip(-1))
     _, _, module = tiny("test.tta=tencrop")
     module.eval()
-    batch = (x, torch.zeros(3, dtype=torch.long))
+    batch = Batch(x, torch.zeros(3, dtype=torch.long))
     ten = module.predict_step(batch, 0)
     module.tta = "none"
     plain = module.predict_step(batch, 0)
