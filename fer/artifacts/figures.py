@@ -35,14 +35,15 @@ def confusion_figure(counts: np.ndarray, title: str, classes: tuple[str, ...]) -
 
 
 def training_curves_figure(history: dict[str, list[tuple[int, float]]], title: str) -> Figure:
-    """Accuracy and loss per epoch, train and val; `history` maps metric name → [(epoch, value)]."""
+    """Accuracy and loss per epoch, train and val; `history` maps metric name → [(epoch, value)]. Epochs are
+    plotted as counted everywhere else (progress bar, MLflow steps, checkpoint names): from 0."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     for ax, kind in zip(axes, ("acc", "loss"), strict=True):
         for split, style in (("train", "-o"), ("val", "-s")):
             points = history.get(f"{split}_{kind}", [])
             if points:
                 epochs, values = zip(*points, strict=True)
-                ax.plot(np.asarray(epochs) + 1, values, style, label=split, markersize=3)
+                ax.plot(epochs, values, style, label=split, markersize=3)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("accuracy" if kind == "acc" else "loss")

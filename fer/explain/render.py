@@ -81,7 +81,7 @@ def render_saliency(module, split: Split, cfg, sink: MlflowSink, step: int | Non
         note = f"Grad-CAM on {cam[0]}" if spec.on_layer else spec.caveat(module.net) if spec.caveat else None
         title = f"{method} — target: {'true' if cfg.target == 'label' else 'predicted'} class"
         if step is not None:
-            title += f" — epoch {step + 1}"
+            title += f" — epoch {step}"  # from 0, as the MLflow step it is logged at
         names = module.classes
         truth = None if captions else [names[i] for i in y.tolist()]  # a user's photo has no label
         fig = saliency_figure(x[:, 0].cpu().numpy(), maps.cpu().numpy(), truth, [names[i] for i in pred.tolist()],

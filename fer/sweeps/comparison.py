@@ -113,7 +113,7 @@ def val_acc_figure(jobs: list[Job]):
     for j in jobs:
         if j.val_curve:
             steps, values = zip(*j.val_curve, strict=True)
-            ax.plot(np.asarray(steps) + 1, values, marker="o", ms=3, label=label(j))
+            ax.plot(steps, values, marker="o", ms=3, label=label(j))  # epochs from 0, as MLflow's steps
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("val acc")
