@@ -14,6 +14,7 @@ ceiling (bf16 on a GPU, fp32 on a CPU) and the fraction of it each row reaches. 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import statistics
@@ -35,17 +36,16 @@ from fer.bench.conventional import PerSampleDataset, collate
 from fer.cli import entry_point
 from fer.config.schema import FerConfig
 from fer.config.validate import validate
-from fer.data.augment import training_side
+from fer.data.augment import AUGMENTATIONS, training_side
 from fer.data.batch import Batch
 from fer.data.datamodule import FERDataModule
 from fer.data.splits import Split, Splits
 from fer.errors import ConfigError
 from fer.labels import IMAGE_SIZE, NUM_CLASSES, TRAINING_ROWS
+from fer.registry import Registry
 from fer.training.module import FERModule
 from fer.training.optim import build_optimizer
 from fer.training.trainer import device_kwargs, quiet_lightning
-
-PIPELINES = ("conventional", "fer", "fer_kornia", "fer_fused", "bare")
 
 
 @dataclass
@@ -151,7 +151,21 @@ def autocast(precision: str, device: torch.device):
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
-def bare_rate(module: FERModule, cfg, device: torch.device, clock: Clock) -> float:
+def conventional_rate(module: FERModule, splits: Splits, cfg, device: torch.device, clock: Clock,
+                      workers: int) -> float:
+    """Images per second of `Trainer.fit` epochs fed by `ConventionalData` (`workers` DataLoader workers)."""
+    data = ConventionalData(splits.train, cfg.data.batch_size, cfg.aug, workers, pin=device.type == "cuda")
+    return timed_fit(module, data, cfg, clock)
+
+
+def fer_rate(module: FERModule, splits: Splits, cfg, device: torch.device, clock: Clock, workers: int,
+             impl: str | None = None) -> float:
+    """Images per second of `Trainer.fit` epochs fed by the FERDataModule (with `aug.impl=impl` when given)."""
+    aug = OmegaConf.merge(cfg.aug, {"impl": impl} if impl else {})
+    return timed_fit(module, FERDataModule(splits, cfg.data, aug), cfg, clock)
+
+
+def bare_rate(module: FERModule, splits: Splits, cfg, device: torch.device, clock: Clock, workers: int) -> float:
     """Images per second of forward, backward and optimizer step on one fixed batch already on the device."""
     module.to(device).train()
     opt = build_optimizer(cfg.optim, module.parameters())
@@ -197,15 +211,14 @@ def matmul_ceiling(device: torch.device, size: int | None, clock: Clock) -> tupl
     return 2 * n**3 * reps / clock.seconds(start, clock.mark()), str(dtype).removeprefix("torch.")
 
 
-def pipeline_rate(name: str, module: FERModule, splits: Splits, cfg, device: torch.device, clock: Clock,
-                  workers: int) -> float:
-    if name == "bare":
-        return bare_rate(module, cfg, device, clock)
-    if name == "conventional":
-        data = ConventionalData(splits.train, cfg.data.batch_size, cfg.aug, workers, pin=device.type == "cuda")
-        return timed_fit(module, data, cfg, clock)
-    aug = OmegaConf.merge(cfg.aug, {"impl": name.removeprefix("fer_")} if name != "fer" else {})
-    return timed_fit(module, FERDataModule(splits, cfg.data, aug), cfg, clock)
+# What `bench.pipelines` may name, each timed by (module, splits, cfg, device, clock, workers) → images per second:
+# `fer_<impl>` is `fer` with that `aug.impl`, one per registered implementation.
+PIPELINES = Registry("bench.pipelines", {
+    "conventional": conventional_rate,
+    "fer": fer_rate,
+    **{f"fer_{impl}": functools.partial(fer_rate, impl=impl) for impl in AUGMENTATIONS},
+    "bare": bare_rate,
+})
 
 
 def root_device(cfg) -> torch.device:
@@ -218,7 +231,7 @@ def check(cfg) -> None:
     b = cfg.bench
     unknown = [p for p in b.pipelines if p not in PIPELINES]
     if unknown:
-        raise ConfigError("bench.pipelines", "names among " + ", ".join(PIPELINES), unknown)
+        raise ConfigError(PIPELINES.key, "names among " + ", ".join(PIPELINES), unknown)
     if b.images < cfg.data.batch_size:
         raise ConfigError("bench.images", f"at least data.batch_size ({cfg.data.batch_size})", b.images)
     for key, low in (("epochs", 1), ("warmup_epochs", 0), ("bare_steps", 1), ("rounds", 1)):
@@ -242,7 +255,7 @@ def run(cfg) -> dict:
     timings: dict[str, list[float]] = {name: [] for name in cfg.bench.pipelines}
     for _ in range(cfg.bench.rounds):  # in turn, so a shared machine's slow spells hit every pipeline alike
         for name in cfg.bench.pipelines:  # in the order given; the first also pays for compilation in its warm-up
-            timings[name].append(pipeline_rate(name, module, splits, cfg, device, clock, workers))
+            timings[name].append(PIPELINES.get(name)(module, splits, cfg, device, clock, workers))
     rates = {name: statistics.median(r) for name, r in timings.items()}
     ceiling, dtype = matmul_ceiling(device, cfg.bench.matmul_size, clock)
     rows = [{"pipeline": name, "images_per_s": rate, "s_per_fer2013_epoch": TRAINING_ROWS / rate,
