@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from fer.console import say
+
 F = TypeVar("F", bound=Callable)
 
 EXIT_BAD_INPUT = 2
@@ -61,7 +63,7 @@ def guarded(fn: F) -> F:
             error = e if isinstance(e, FerError) else unusable_folder(e)
             if error is None:
                 raise
-            print(f"fer: error: {error}", file=sys.stderr, flush=True)
+            say(f"error: {error}", err=True)
             sys.exit(EXIT_BAD_INPUT)
 
     return wrapper  # type: ignore[return-value]

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 from fer.artifacts.callback import RunArtifacts
-from fer.cli import entry_point, restore, run_to_restore
-from fer.config.validate import validate_tracking
+from fer.cli import entry_point
+from fer.console import say
+from fer.runs.restore import restore, run_to_restore
+from fer.runs.validate import validate_tracking
 from fer.tracking import tags
 from fer.tracking.logged_model import log_and_register, test_step
 from fer.tracking.logger import RunLogger
@@ -30,9 +32,9 @@ def main(cfg) -> float:
     set_tags(client, run_id, {tags.EVALUATED_DATA: f"{r.cfg.data.name}:{r.cfg.data.path}"})
     acc = float(trainer.callback_metrics["test_acc"])
     for name, res in r.module.test_results.items():
-        print(f"fer: {name}: accuracy {res['acc']:.4f}")
+        say(f"{name}: accuracy {res['acc']:.4f}")
     log_and_register(client, run_id, r.module, cfg.tracking)
-    print(f"fer: run {run_id} re-tested: test_acc {acc:.4f} (logged into the run)")
+    say(f"run {run_id} re-tested: test_acc {acc:.4f} (logged into the run)")
     return acc
 
 

@@ -6,7 +6,7 @@ faces in ordinary photos (fer/data/photos.py) into `predictions.csv` and annotat
 
 from __future__ import annotations
 
-import sys
+import functools
 import time
 from pathlib import Path
 
@@ -17,9 +17,11 @@ from rich.console import Console
 from rich.progress import Progress
 
 from fer.artifacts.annotated import rows, write_annotated, write_csv
-from fer.cli import entry_point, restore, restore_model, run_to_restore
+from fer.cli import entry_point
+from fer.console import say
 from fer.data.photos import check_detection, faces_in, photo_files
 from fer.data.splits import Split
+from fer.runs.restore import restore, restore_model, run_to_restore
 from fer.training.trainer import inference_trainer
 
 
@@ -44,7 +46,7 @@ def predict_rows(cfg: DictConfig, run_id: str) -> None:
     with out.open("w") as f:
         f.write("id,label\n")
         f.writelines(f"{i},{int(y)}\n" for i, y in zip(ids, labels, strict=True))
-    print(f"fer: wrote {len(labels)} predictions to {out.resolve()}")
+    say(f"wrote {len(labels)} predictions to {out.resolve()}")
 
 
 def predict_photos(cfg: DictConfig, run_id: str) -> None:
@@ -60,22 +62,21 @@ def predict_photos(cfg: DictConfig, run_id: str) -> None:
     with Progress(console=console, transient=True) as progress:
         photos = progress.track(files, description="photos")
         for name, rgb, faces in faces_in(cfg.images, photos, cfg.detect, cfg.margin,
-                                         lambda line: console.print(f"fer: {line}", markup=False, soft_wrap=True)):
+                                         functools.partial(say, console=console)):
             probs = module.classify(np.stack([f.pixels for f in faces]))
             table += rows(name, faces, probs, module.classes)
             faces_seen += len(faces)
             write_annotated(out / "annotated" / name, rgb, faces, probs, module.classes)
     seconds = time.perf_counter() - start
     write_csv(out / "predictions.csv", table, module.classes)
-    print(f"fer: {faces_seen} face{'s' * (faces_seen != 1)} in {len(files)} photo{'s' * (len(files) != 1)} "
-          f"({seconds:.1f} s, {faces_seen / seconds:.1f} faces/s): "
-          f"{(out / 'predictions.csv').resolve()} and {(out / 'annotated').resolve()}/")
+    say(f"{faces_seen} face{'s' * (faces_seen != 1)} in {len(files)} photo{'s' * (len(files) != 1)} "
+        f"({seconds:.1f} s, {faces_seen / seconds:.1f} faces/s): "
+        f"{(out / 'predictions.csv').resolve()} and {(out / 'annotated').resolve()}/")
     if cfg.log_to_run:
         client.log_artifacts(run_id, str(out), "predictions")
-        print(f"fer: logged them into run {run_id} under predictions/")
+        say(f"logged them into run {run_id} under predictions/")
     if not faces_seen:
-        print("fer: note: no face was found; for photos that are already cropped faces use detect=none",
-              file=sys.stderr)
+        say("note: no face was found; for photos that are already cropped faces use detect=none", err=True)
 
 
 @entry_point("predict", takes_model_uri=True)

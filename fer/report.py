@@ -9,6 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from fer.console import say
 from fer.errors import FerError, guarded
 from fer.sweeps.report import build
 from fer.tracking.store import client_for, resolve_uri, sqlite_path
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     if parent:
         client.log_artifact(parent, str(out))
     logged = f", logged to sweep run {parent}" if parent else ""
-    print(f"fer: wrote {out.resolve()} ({len(page) // 1024} KiB){logged}")
+    say(f"wrote {out.resolve()} ({len(page) // 1024} KiB){logged}")
 
 
 if __name__ == "__main__":

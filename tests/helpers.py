@@ -24,11 +24,16 @@ import numpy as np
 import torch
 from hydra.core.global_hydra import GlobalHydra
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
 from PIL import Image
 
 from fer.config.options import compose
+from fer.data.datamodule import FERDataModule
+from fer.data.load import load_splits
 from fer.labels import EMOTIONS
+from fer.runs.validate import validate
 from fer.tracking import tags
+from fer.training.module import FERModule
 
 # --- running fer ----------------------------------------------------------------------------------------
 
@@ -43,6 +48,23 @@ def composed(*overrides: str):
     """The training config as `python -m fer.train <overrides>` would compose it."""
     GlobalHydra.instance().clear()
     return compose("config", list(overrides))
+
+
+TINY_DNN = ["model=dnn", "model.hidden=[16]"]
+TINY_RESNET = ["model=resnet", "model.stem=4", "model.widths=[8]", "model.blocks=[1]"]  # takes any face size
+TINY = [*TINY_DNN, "data.n_train=100", "data.n_val=40", "data.n_test=40",
+        "data.batch_size=16", "trainer.accelerator=cpu", "trainer.max_epochs=2", "trainer.progress_bar=false",
+        "explain=none"]
+
+
+def tiny(*overrides: str):
+    """A config, its data module and model: a one-layer DNN on 100 synthetic faces, batches of 16."""
+    base = [o for o in TINY if o not in TINY_DNN] if any(o.startswith("model=") for o in overrides) else TINY
+    cfg = validate(composed(*base, *overrides))
+    torch.manual_seed(0)
+    splits = load_splits(cfg.data)
+    dm = FERDataModule(splits, cfg.data, cfg.aug)
+    return cfg, dm, FERModule(OmegaConf.to_container(cfg, resolve=True), dm.test_names)
 
 
 def run_fer(module: str, *args: str, cwd: Path, check: bool = True, env: dict | None = None

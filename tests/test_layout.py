@@ -17,14 +17,13 @@ MODULES = sorted(p for p in [*(REPO / "fer").rglob("*.py"), *(REPO / "hydra_plug
 
 # Lowest first: a module may import fer modules of its own rank or lower.
 RANKS = [
-    ("fer", "fer.errors", "fer.labels", "fer.registry", "fer.config", "fer.config.schema", "fer.config.options",
-     "fer.config.hydra_errors", "fer.tracking.tags"),
+    ("fer", "fer.console", "fer.errors", "fer.labels", "fer.registry", "fer.config.", "fer.tracking.tags"),
     ("fer.data.", "fer.models."),
     ("fer.training.",),
     ("fer.explain.",),
-    ("fer.config.validate",),
     ("fer.artifacts.",),
     ("fer.tracking.",),
+    ("fer.runs.",),
     ("fer.sweeps.",),
     ("fer.cli", "fer.train", "fer.evaluate", "fer.predict", "fer.report", "fer.delivery", "fer.explain.__main__",
      "fer.bench.", "hydra_plugins."),

@@ -35,7 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from fer.bench.conventional import PerSampleDataset, collate
 from fer.cli import entry_point
 from fer.config.schema import FerConfig
-from fer.config.validate import validate
+from fer.console import say
 from fer.data.augment import AUGMENTATIONS, training_side
 from fer.data.batch import Batch
 from fer.data.datamodule import FERDataModule
@@ -43,6 +43,7 @@ from fer.data.splits import Split, Splits
 from fer.errors import ConfigError
 from fer.labels import IMAGE_SIZE, NUM_CLASSES, TRAINING_ROWS
 from fer.registry import Registry
+from fer.runs.validate import validate
 from fer.training.module import FERModule
 from fer.training.optim import build_optimizer
 from fer.training.trainer import device_kwargs, quiet_lightning
@@ -291,7 +292,7 @@ def main(cfg) -> None:
     out = Path(cfg.bench.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"fer: wrote {out.resolve()}")
+    say(f"wrote {out.resolve()}")
 
 
 if __name__ == "__main__":

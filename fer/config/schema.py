@@ -231,7 +231,7 @@ class FerConfig:
     run_name: str | None = None
     label_smoothing: float = 0.0
     test: TestConfig = field(default_factory=TestConfig)
-    resume: str | None = None  # a run id or "last": continue that killed run (fer/tracking/resume.py)
+    resume: str | None = None  # a run id or "last": continue that killed run (fer/runs/resume.py)
     optuna: TrialConfig = field(default_factory=TrialConfig)
 
 

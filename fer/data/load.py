@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fer.console import say
 from fer.data.readers import ReadResult, read_fer2013, read_folder, read_hw3
 from fer.data.readers.ferplus import clean_fer2013, read_ferplus
 from fer.data.splits import Splits, arrange, cap
@@ -54,8 +54,8 @@ def from_file(read: Callable[[Path, object], ReadResult]) -> Callable[..., Split
         if result.skipped:
             more = ", …" if len(result.skipped) > 10 else ""
             lines = ", ".join(str(line) for line, _ in result.skipped[:10]) + more
-            print(f"fer: warning: data.on_bad_row=skip left out {len(result.skipped)} malformed rows of {path} "
-                  f"(lines {lines}); the run lists them in skipped_rows.csv", file=sys.stderr)
+            say(f"warning: data.on_bad_row=skip left out {len(result.skipped)} malformed rows of {path} "
+                f"(lines {lines}); the run lists them in skipped_rows.csv", err=True)
         splits = arrange(result.splits, cfg, str(path), result.classes)
         splits.skipped, splits.dropped = list(result.skipped), list(result.dropped)
         return splits

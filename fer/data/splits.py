@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from fer.console import say
 from fer.errors import DataError
 from fer.labels import EMOTIONS, IMAGE_SIZE
 from fer.registry import Registry
@@ -149,5 +149,5 @@ def check(splits: Splits, source: str) -> None:
     missing = sorted(set(range(len(splits.classes))) - set(np.unique(splits.train.labels).tolist()))
     if missing:
         names = ", ".join(f"{i} {splits.classes[i]}" for i in missing)
-        print(f"fer: warning: no training example of class {names} in {source}: "
-              "the model cannot learn it and its confusion-matrix row will be empty", file=sys.stderr)
+        say(f"warning: no training example of class {names} in {source}: "
+            "the model cannot learn it and its confusion-matrix row will be empty", err=True)

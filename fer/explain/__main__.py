@@ -6,12 +6,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fer.cli import device_for, entry_point, restore, restore_model, run_to_restore
-from fer.config.validate import validate_explain
+from fer.cli import entry_point
+from fer.console import say
 from fer.data.photos import check_detection, faces_in, photo_files
 from fer.data.splits import UNLABELED, Split
 from fer.errors import DataError
 from fer.explain.render import MlflowSink, check_layers, render_into_run, render_saliency
+from fer.runs.restore import device_for, restore, restore_model, run_to_restore
+from fer.runs.validate import validate_explain
 
 MAX_PHOTO_FACES = 16  # rows of one saliency figure
 
@@ -20,7 +22,7 @@ def explain_photos(module, cfg, sink: MlflowSink) -> None:
     """The faces of `cfg.images` (the first MAX_PHOTO_FACES), each for the class the model predicts."""
     check_detection(cfg.detect, cfg.margin)
     found = [(f"{name} #{k}", face.pixels) for name, _, faces in
-             faces_in(cfg.images, photo_files(cfg.images), cfg.detect, cfg.margin, lambda s: print(f"fer: {s}"))
+             faces_in(cfg.images, photo_files(cfg.images), cfg.detect, cfg.margin, say)
              for k, face in enumerate(faces)][:MAX_PHOTO_FACES]
     if not found:
         raise DataError(f"images={cfg.images}", "no face found to explain (for cropped faces use detect=none)")
@@ -50,11 +52,11 @@ def main(cfg) -> None:
     else:
         notes = render_into_run(module, r.splits.val, cfg.explain, sink)
     root = client.get_run(run_id).info.artifact_uri
-    print(f"fer: logged {len(sink.written)} figures into run {run_id} at {root}:")
+    say(f"logged {len(sink.written)} figures into run {run_id} at {root}:")
     for path in sink.written:
-        print(f"fer:   {path}")
+        say(f"  {path}")
     for note in notes:
-        print(f"fer: note: {note}")
+        say(f"note: {note}")
 
 
 if __name__ == "__main__":

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 import time
 
 import pytorch_lightning as pl
 import torch
 
+from fer.console import say
 from fer.data.splits import Split
 from fer.explain.render import MlflowSink, render_into_run, render_saliency
 
@@ -35,5 +35,5 @@ class ExplainCallback(pl.Callback):
             return
         started = time.monotonic()
         render_into_run(pl_module, self.probes, self.cfg, self.sink)
-        print(f"fer: explanations took {time.monotonic() - started:.0f} s (explain=none skips them; "
-              f"explain.filters.steps={self.cfg.filters.steps} sets the filter images' share)", file=sys.stderr)
+        say(f"explanations took {time.monotonic() - started:.0f} s (explain=none skips them; "
+            f"explain.filters.steps={self.cfg.filters.steps} sets the filter images' share)", err=True)

@@ -1,4 +1,4 @@
-"""The networks `model=` names, built with the activation `act=` names; imports only fer.config's leaves.
+"""The networks `model=` names, built with the activation `act=` names; imports only fer's leaves.
 
 Every model is `Sequential(features=…, classifier=…)`, so layers have stable names (`features.3`,
 `classifier.1`) for summaries, checkpoints and the layers that explanations pick. `MODELS` is the one list of
@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from fer.config.options import option
 from fer.labels import NUM_CLASSES
 from fer.models.act import init_weights
 from fer.models.cnn import build_cnn
-from fer.models.dnn import build_dnn, matched_widths
+from fer.models.dnn import build_dnn
 from fer.models.resnet import build_resnet
 from fer.models.vgg import build_vgg
 from fer.registry import Registry
@@ -25,19 +24,10 @@ def count_params(model: nn.Module) -> dict[str, int]:
     return {"params_total": total, "params_trainable": trainable, "params_non_trainable": total - trainable}
 
 
-def build_sized_dnn(cfg, act, classes: int) -> nn.Sequential:
-    """The DNN with its hidden widths as given, or solved to match the parameter count of the model option
-    `model.match` (as `model=<match>` configures it, with the same classes)."""
-    if cfg.match is None:
-        return build_dnn(list(cfg.hidden), cfg, act, classes)
-    target = count_params(create_model(option("model", cfg.match), act, classes))["params_total"]
-    return build_dnn(matched_widths(target, cfg.depth, classes), cfg, act, classes)
-
-
 MODELS = Registry("model.name", {"cnn": build_cnn, "vgg16": build_vgg, "vgg19": build_vgg, "resnet": build_resnet,
-                               "dnn": build_sized_dnn})
+                               "dnn": build_dnn})
 FULLY_CONVOLUTIONAL = ("resnet",)  # global average pooling: they take faces of any size (crops in training and test)
-MATCH_TARGETS = tuple(name for name, build in MODELS.items() if build is not build_sized_dnn)
+MATCH_TARGETS = tuple(name for name, build in MODELS.items() if build is not build_dnn)  # model.match
 
 
 def create_model(cfg, act, classes: int = NUM_CLASSES) -> nn.Sequential:

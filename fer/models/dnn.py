@@ -1,4 +1,5 @@
-"""A fully connected network, optionally sized to match another model's parameter count."""
+"""A fully connected network, optionally sized to match another model's parameter count (`model.match`, solved
+when the config is checked: fer/runs/validate.py)."""
 
 from __future__ import annotations
 
@@ -33,10 +34,10 @@ def matched_widths(target: int, depth: int, classes: int) -> list[int]:
     return [best] * depth
 
 
-def build_dnn(widths: list[int], cfg, act, classes: int) -> nn.Sequential:
+def build_dnn(cfg, act, classes: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     in_f = INPUTS
-    for w in widths:
+    for w in cfg.hidden:
         layers += [nn.Linear(in_f, w), activation(act), dropout(act, cfg.dropout)]
         in_f = w
     layers.append(nn.Linear(in_f, classes))

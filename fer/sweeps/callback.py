@@ -19,116 +19,25 @@ import os
 import shlex
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from hydra.types import RunMode
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
+from fer.console import say
 from fer.errors import EXIT_BAD_INPUT, EXIT_CODES, ConfigError
+from fer.runs.ending import Stopped
+from fer.runs.job import JOBS_DIR, PARENT_FILE, SIGNALS, STOPPED_FILE
+from fer.runs.launchers import launcher_of
+from fer.runs.resume import own_overrides
 from fer.sweeps.comparison import log_comparison
 from fer.tracking import tags
 from fer.tracking.logged_model import register
 from fer.tracking.provenance import TRAIN_COMMAND, provenance_tags
-from fer.tracking.resume import own_overrides
 from fer.tracking.store import client_for, experiment_id, run_url
-from fer.training.faults import Pruned, Stopped, request_stop
 
-PARENT_FILE = "mlflow_parent_run.txt"  # the parent's id and URL, then the launching process's pid
-STOPPED_FILE = "stopped"  # the signal that stopped the sweep
-JOBS_DIR = ".jobs"  # one file per worker process running a job, named by its pid
-SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 ENDED_WELL = ("FINISHED", "PRUNED", "RETRIED")  # a job's comparison status that does not fail its sweep
-
-
-def _sweep_dir() -> Path | None:
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return None
-    return Path(HydraConfig.get().sweep.dir)
-
-
-def sweep_parent() -> dict[str, str]:
-    """Tags that make this job a child of its sweep's parent run; empty outside a multirun."""
-    folder = _sweep_dir()
-    if folder is None or not (folder / PARENT_FILE).exists():
-        return {}
-    hc = HydraConfig.get()
-    parent_id = (folder / PARENT_FILE).read_text().split()[0]
-    return {tags.PARENT_RUN: parent_id, tags.SWEEP: parent_id, tags.SWEEP_DIR: str(folder),
-            tags.OVERRIDES: " ".join(own_overrides(hc.overrides.task)), tags.JOB: str(hc.job.num)}
-
-
-def sweep_job(job: Callable[[], float]) -> float:
-    """Run one job of a sweep (outside one, just `job()`). After the sweep was stopped a job trains nothing, and
-    a job the stop ended (or an Optuna pruner) returns NaN instead of raising, so the launcher lets the other jobs
-    close their runs."""
-    folder = _sweep_dir()
-    if folder is None:
-        return job()
-    job = _unless_pruned(job)
-    if "SUBMITIT_EXECUTOR" in os.environ:
-        return _submitit_job(job)
-    launcher_pid = int((folder / PARENT_FILE).read_text().split()[2]) if (folder / PARENT_FILE).exists() else 0
-    marker = None
-    if os.getpid() != launcher_pid:  # a worker: the launching process decides when the sweep stops
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, lambda signum, frame: _request_stop(folder, signum))
-        marker = folder / JOBS_DIR / str(os.getpid())  # before the check below: a stop now reaches this job
-        marker.parent.mkdir(exist_ok=True)
-        marker.touch()
-    try:
-        if (folder / STOPPED_FILE).exists():
-            print(f"fer: job {HydraConfig.get().job.num} not started: the sweep was stopped", flush=True)
-            return float("nan")
-        return job()
-    except (SystemExit, KeyboardInterrupt):
-        if (folder / STOPPED_FILE).exists():
-            return float("nan")
-        raise
-    finally:
-        if marker is not None:
-            marker.unlink(missing_ok=True)
-
-
-def _unless_pruned(job: Callable[[], float]) -> Callable[[], float]:
-    def run() -> float:
-        try:
-            return job()
-        except Pruned:
-            return float("nan")  # the sweeper reads fer.optuna.pruned on the run
-    return run
-
-
-def _submitit_job(job: Callable[[], float]) -> float:
-    """A job submitit runs (a SLURM job, or submitit_local's process). Its preemption or time-out signal stops
-    training at the next batch and closes the run KILLED (tagged `fer.preempted`); then submitit's own handler
-    requeues the job, which finds that run and resumes it (`resume.preempted`). Its SIGTERM stays submitit's."""
-    import submitit
-
-    sig = submitit.JobEnvironment._usr_sig()
-    requeue, caught = signal.getsignal(sig), []
-
-    def preempted(signum, frame):
-        caught.append(signum)
-        request_stop("preemption")
-
-    signal.signal(sig, preempted)
-    try:
-        return job()
-    except (SystemExit, KeyboardInterrupt):
-        if caught and callable(requeue):
-            requeue(caught[0], None)  # checkpoints the submission (the same job again) and requeues it; exits
-        raise
-
-
-def _request_stop(folder: Path, signum: int) -> None:
-    """In a worker: the launching process passed the sweep's stop on; the job stops as the user stopped it, at
-    its next batch or when its model is uploaded (a job past both has finished)."""
-    said = (folder / STOPPED_FILE).read_text().strip() if (folder / STOPPED_FILE).exists() else ""
-    request_stop(said if said in EXIT_CODES else SIGNALS[signum])
 
 
 class SweepCallback(Callback):
@@ -138,7 +47,7 @@ class SweepCallback(Callback):
     def __init__(self) -> None:
         self.cause: str | None = None
         self.previous: dict[int, object] = {}
-        self.in_process = True
+        self.stops_here = True
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         client = client_for(config.tracking.uri)
@@ -148,18 +57,16 @@ class SweepCallback(Callback):
         if config.get("resume"):
             run = _sweep_parent_run(client, config.resume)
             client.update_run(run.info.run_id, status="RUNNING")
-            print(f"fer: continuing sweep {run.info.run_id} ({shlex.join(overrides)})")
+            say(f"continuing sweep {run.info.run_id} ({shlex.join(overrides)})")
         else:
             parent_tags = {**provenance_tags(["-m", *overrides]), tags.SWEEP_DIR: str(sweep_dir),
                            tags.ROLE: tags.SWEEP_ROLE}
             run = client.create_run(exp_id, run_name=f"sweep {' '.join(overrides)}"[:250], tags=parent_tags)
-            print(f"fer: sweep parent run {run.info.run_id} ({shlex.join(overrides)})")
+            say(f"sweep parent run {run.info.run_id} ({shlex.join(overrides)})")
         sweep_dir.mkdir(parents=True, exist_ok=True)
         url = run_url(config.tracking, exp_id, run.info.run_id)
         (sweep_dir / PARENT_FILE).write_text(f"{run.info.run_id}\n{url}\n{os.getpid()}\n")
-        launcher = str(config.hydra.launcher.get("_target_", ""))
-        # submitit's jobs are not this machine's processes: a stop here ends the waiting, as it would without fer
-        self.in_process = launcher.endswith("BasicLauncher") or "submitit" in launcher
+        self.stops_here = launcher_of(config.hydra.launcher).stops_here
         for sig in SIGNALS:
             self.previous[sig] = signal.signal(sig, lambda s, f, c=config: self._stop(c, s, f))
         atexit.register(self._close, config, aborted=True)
@@ -176,7 +83,7 @@ class SweepCallback(Callback):
                     os.kill(int(pid_file.name), signal.SIGTERM)
                 except (ProcessLookupError, ValueError):
                     pass
-        if self.in_process:
+        if self.stops_here:
             previous = self.previous.get(signum)
             if callable(previous):
                 previous(signum, frame)
@@ -210,16 +117,15 @@ class SweepCallback(Callback):
             register_best(client, parent_id, config.tracking)
         client.set_terminated(parent_id, status)
         if stopped:
-            print(f"fer: sweep {parent_id} KILLED by {self.cause or 'a signal'}: {len(jobs) - len(failed)} jobs "
-                  f"finished, {len(failed)} killed; comparison of what finished in the parent run", file=sys.stderr,
-                  flush=True)
-            print(f"fer: continue it with: {continue_command(config, parent_id)}", file=sys.stderr, flush=True)
+            say(f"sweep {parent_id} KILLED by {self.cause or 'a signal'}: {len(jobs) - len(failed)} jobs "
+                f"finished, {len(failed)} killed; comparison of what finished in the parent run", err=True)
+            say(f"continue it with: {continue_command(config, parent_id)}", err=True)
         else:
             pruned = sum(j.status == "PRUNED" for j in jobs)
             state = "aborted by a failing job" if aborted else f"{len(failed)} not finished" + (
                 f", {pruned} pruned" if pruned else "")
-            print(f"fer: sweep {parent_id}: {len(jobs)} jobs, {state}; comparison in the parent run", flush=True)
-        print(f"fer:   {url}", flush=True)
+            say(f"sweep {parent_id}: {len(jobs)} jobs, {state}; comparison in the parent run")
+        say(f"  {url}")
 
 
 def register_best(client, parent_id: str, tracking: DictConfig) -> None:
@@ -227,8 +133,7 @@ def register_best(client, parent_id: str, tracking: DictConfig) -> None:
     best = client.get_run(parent_id).data.tags.get(tags.BEST_RUN)
     outputs = client.get_run(best).outputs if best else None
     if not outputs or not outputs.model_outputs:
-        print(f"fer: warning: tracking.register={tracking.register}: the best job ({best}) logged no model",
-              file=sys.stderr)
+        say(f"warning: tracking.register={tracking.register}: the best job ({best}) logged no model", err=True)
         return
     register(client, best, outputs.model_outputs[-1].model_id, tracking.register, tracking.alias)
 
@@ -242,7 +147,7 @@ def _sweep_parent_run(client, run_id: str):
         run = None
     if run is None or run.data.tags.get(tags.ROLE) != tags.SWEEP_ROLE:
         error = ConfigError("resume", f"the id of a sweep's parent run in {client.tracking_uri} to continue", run_id)
-        print(f"fer: error: {error}", file=sys.stderr, flush=True)
+        say(f"error: {error}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     return run
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 from mlflow.exceptions import MlflowException
 
+from fer.console import say
 from fer.errors import FerError
 from fer.training.checkpoint import load_checkpoint
 
@@ -48,8 +48,8 @@ class CheckpointCopies:
                 try:
                     self.client.log_artifact(self.run_id, str(path), ARTIFACT_DIR)
                 except (MlflowException, OSError) as e:  # a store that refuses (quota, rights): train on
-                    print(f"fer: warning: the copy of {path.name} in the run's store failed "
-                          f"({str(e).splitlines()[0][:200]}); the local checkpoint is kept", file=sys.stderr)
+                    say(f"warning: the copy of {path.name} in the run's store failed "
+                        f"({str(e).splitlines()[0][:200]}); the local checkpoint is kept", err=True)
                     return
 
 
@@ -71,8 +71,8 @@ def fetch(client, run_id: str, folder: Path) -> Path | None:
     fetched_best = bool(best) and Path(best).name in names and not Path(best).is_file()
     if fetched_best:
         _download(client, run_id, Path(best).name, Path(best).parent)
-    print(f"fer: fetched run {run_id}'s {ARTIFACT_DIR}/{LAST}" + (f" and {Path(best).name}" if fetched_best else "")
-          + f" from its artifact store into {folder}")
+    say(f"fetched run {run_id}'s {ARTIFACT_DIR}/{LAST}" + (f" and {Path(best).name}" if fetched_best else "")
+        + f" from its artifact store into {folder}")
     return last
 
 

@@ -16,7 +16,6 @@ import functools
 import json
 import posixpath
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from fer.console import say
 from fer.errors import DataError
 from fer.tracking.retry import reason, transient, unreachable, when_free
 from fer.tracking.spool import Spool, deliver
@@ -37,10 +37,6 @@ REPLAY = "python -m fer.delivery replay"
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def say(message: str) -> None:
-    print(f"fer: {message}", file=sys.stderr, flush=True)
 
 
 class DeliveringClient:
@@ -147,8 +143,8 @@ class DeliveringClient:
         if self.pending and not self.reported:
             self.reported = True
             say(f"warning: {len(self.pending)} tracking calls could not be delivered to {self.uri}; "
-                f"they are kept in {self.spool.root}")
-            say(f"  deliver them once it answers with: {REPLAY} {self.spool.root}")
+                f"they are kept in {self.spool.root}", err=True)
+            say(f"  deliver them once it answers with: {REPLAY} {self.spool.root}", err=True)
         return not self.pending
 
     def _log_file(self, run_id: str, artifact_file: str, write) -> None:
@@ -171,7 +167,7 @@ class DeliveringClient:
                     raise
                 self._keep(call)
                 say(f"warning: the tracking store {self.uri} does not answer ({reason(e)}); training goes on, "
-                    f"its tracking calls are kept in {self.spool.root} until it does")
+                    f"its tracking calls are kept in {self.spool.root} until it does", err=True)
                 return
         self._keep(call)
 
@@ -208,7 +204,7 @@ class DeliveringClient:
         shutil.rmtree(self.spool.root, ignore_errors=True)
         with contextlib.suppress(OSError):
             self.spool.root.parent.rmdir()  # mlflow-spool/ itself, when no other spool is left in it
-        say(f"delivered {delivered} kept tracking calls to {self.uri}; {self.spool.root} removed")
+        say(f"delivered {delivered} kept tracking calls to {self.uri}; {self.spool.root} removed", err=True)
         self.spool = None
 
     def _at_exit(self) -> None:
@@ -229,5 +225,5 @@ def replay(root: Path, uri: str | None = None) -> bool:
                         1) from None
     if client.pending:
         say(f"error: {client.uri} did not take the calls ({len(calls) - len(client.pending)} of {len(calls)} "
-            f"delivered); they stay in {spool.root}: run the same command once it answers")
+            f"delivered); they stay in {spool.root}: run the same command once it answers", err=True)
     return not client.pending

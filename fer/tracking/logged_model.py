@@ -10,7 +10,6 @@ restores a run from its checkpoint; a `models:/` URI is resolved to that run, so
 from __future__ import annotations
 
 import contextlib
-import sys
 
 import mlflow
 import numpy as np
@@ -21,6 +20,7 @@ from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import Schema, TensorSpec
 
+from fer.console import say
 from fer.errors import FerError
 from fer.tracking import tags
 from fer.tracking.retry import when_free
@@ -75,8 +75,8 @@ def log_model(client, run_id: str, module) -> str | None:
     The LoggedModel is made first and linked here, not by `log_model(run_id=…)`: that links every metric at
     the model's step, and the system metrics count their own steps."""
     if not client.flush():
-        print("fer: warning: the store did not take all of the run's writes: the model is not logged as an "
-              "MLflow Model (the checkpoint is kept; log it later with fer.evaluate)", file=sys.stderr)
+        say("warning: the store did not take all of the run's writes: the model is not logged as an "
+            "MLflow Model (the checkpoint is kept; log it later with fer.evaluate)", err=True)
         return None
     store = MlflowClient(client.tracking_uri)  # the spool's calls carry no model_id; the spool is empty now
     try:
@@ -96,8 +96,8 @@ def log_model(client, run_id: str, module) -> str | None:
         when_free(store.log_batch, run_id, metrics=tested)
     except (MlflowException, OSError, RuntimeError) as e:
         first = (e.message if isinstance(e, MlflowException) else str(e)).strip().splitlines()[0][:300]
-        print(f"fer: warning: the model was not logged as an MLflow Model ({type(e).__name__}: {first}); the "
-              "checkpoint is kept in the run", file=sys.stderr)
+        say(f"warning: the model was not logged as an MLflow Model ({type(e).__name__}: {first}); the "
+            "checkpoint is kept in the run", err=True)
         return None
     return model.model_id
 
@@ -118,12 +118,11 @@ def register(client, run_id: str, model_id: str, name: str, alias: str | None) -
     except MlflowException as e:
         again = f"python -m fer.evaluate run_id={run_id} tracking.register={name}" + (
             f" tracking.alias={alias}" if alias else "")
-        print(f"fer: warning: tracking.register={name}: the registry refused the model "
-              f"({e.message.splitlines()[0][:200]}); the run is kept; register it later with: {again}",
-              file=sys.stderr)
+        say(f"warning: tracking.register={name}: the registry refused the model "
+            f"({e.message.splitlines()[0][:200]}); the run is kept; register it later with: {again}", err=True)
         return None
     where = f"models:/{name}@{alias}" if alias else f"models:/{name}/{version.version}"
-    print(f"fer: registered {where} (version {version.version} of {name})")
+    say(f"registered {where} (version {version.version} of {name})")
     return int(version.version)
 
 

@@ -1,2 +1,3 @@
-"""Training: the LightningModule, its Trainer, optimizers and schedules, EMA, test-time augmentation, and how a
-fit meets an early end. Imports fer.data, fer.models and the leaves below them; never tracking, sweeps or explain."""
+"""Training: the LightningModule, its Trainer, optimizers and schedules, EMA, test-time augmentation, the time
+budget, and a diverging loss stopped at once. Imports fer.data, fer.models and the leaves below them; never
+tracking, runs, sweeps or explain."""

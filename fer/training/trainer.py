@@ -14,7 +14,7 @@ from fer.registry import Registry
 from fer.training.budget import TimeBudget
 from fer.training.ema import EMA
 
-# ranks > 0 re-run the command and join rank 0's run (fer/tracking/ddp.py): only launchers that re-run it
+# ranks > 0 re-run the command and join rank 0's run (fer/runs/ddp.py): only launchers that re-run it
 STRATEGIES = Registry("trainer.strategy", {"auto": "one process", "ddp": "one process per device",
                                            "ddp_find_unused_parameters_true": "ddp, for models with unused parameters"})
 

@@ -10,9 +10,9 @@ from omegaconf import OmegaConf
 
 from fer.bench.__main__ import flops_per_image
 from fer.config.options import compose
-from fer.config.validate import validate
 from fer.data.augment import training_side
 from fer.labels import IMAGE_SIZE, NUM_CLASSES
+from fer.runs.validate import validate
 from fer.training.module import FERModule
 
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 from helpers import call_fer, run_fer, store
 
-from fer.cli import restore
+from fer.runs.restore import restore
 from fer.tracking.provenance import PACKAGES
 
 # Every source of randomness a CPU run has: shuffled batches, dropout, and each kornia augmentation (crop, flip,

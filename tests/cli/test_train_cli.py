@@ -65,7 +65,7 @@ def test_standardize_uses_training_split_only(cnn_run):
 def test_a_newcomer_on_the_real_csv_is_told_the_laptop_recipe():
     """Pointing fer at FER2013 with only a path trains the homework's CNN: one line names the better command."""
     plain = recipe_hint(composed("data=fer2013", "data.path=fer2013.csv"), ["data=fer2013", "data.path=fer2013.csv"])
-    assert plain.startswith("fer: note:") and "python -m fer.train experiment=laptop data.path=fer2013.csv" in plain
+    assert plain.startswith("note:") and "python -m fer.train experiment=laptop data.path=fer2013.csv" in plain
     assert LAPTOP_ACCURACY in plain
     for chosen in ("model=vgg16", "experiment=laptop"):  # a user who chose is not second-guessed
         assert recipe_hint(composed("data=fer2013", "data.path=x.csv"), ["data.path=x.csv", chosen]) is None

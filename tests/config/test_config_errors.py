@@ -12,13 +12,13 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from fer.config.hydra_errors import reports_config_errors
 from fer.config.options import CONF_PACKAGE
-from fer.config.validate import validate
 from fer.data.augment import AUGMENTATIONS
 from fer.data.load import DATASETS
 from fer.errors import ConfigError
 from fer.models import MODELS
 from fer.models.act import ACTIVATIONS
 from fer.models.norm import NORMS
+from fer.runs.validate import validate
 from fer.training.optim import OPTIMIZERS, SCHEDULES
 from fer.training.trainer import STRATEGIES
 from fer.training.tta import TTA_MODES

@@ -21,6 +21,7 @@ from fer.explain.layers import gradcam_layer, rectified, resolve_layer
 from fer.explain.render import MlflowSink, render_into_run
 from fer.explain.saliency import METHODS, attribute, guided_rule_note, mass_ratio, normalize
 from fer.models import create_model
+from fer.runs.validate import validate
 from fer.tracking.store import client_for
 from fer.training.module import FERModule
 
@@ -112,7 +113,7 @@ def test_a_dnn_is_explained_without_gradcam_or_feature_maps(tmp_path, empty_stor
     """A DNN as large as VGG16, untrained: saliency for every method but Grad-CAM, filters of its first hidden
     layer, no layer outputs, and the run says why in its notes tag."""
     shutil.copy(empty_store, tmp_path / "mlflow.db")
-    cfg = composed("model=dnn", "model.match=vgg16", "explain.filters.steps=2", "explain.filters.n=2")
+    cfg = validate(composed("model=dnn", "model.match=vgg16", "explain.filters.steps=2", "explain.filters.n=2"))
     module = FERModule(OmegaConf.to_container(cfg, resolve=True), ["test"])
     client = client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp_id = client.create_experiment("dnn", artifact_location=(tmp_path / "mlruns").as_uri())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import vgg_params
+from helpers import composed, vgg_params
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -13,6 +13,7 @@ from fer.config.schema import ActConfig
 from fer.models import MODELS, count_params, create_model
 from fer.models.act import ACTIVATIONS
 from fer.models.resnet import ResidualBlock
+from fer.runs.validate import validate
 
 
 def act(name: str, **kw):
@@ -60,10 +61,10 @@ def test_resnet_scales_with_its_keys_and_takes_any_face_size(widths, blocks):
 @pytest.mark.parametrize("target", ["cnn", "vgg16", "vgg19"])
 @pytest.mark.parametrize("depth", [1, 2, 3, 5])
 def test_dnn_matches_parameter_count_within_2_percent(target, depth):
-    dnn = option("model", "dnn")
-    dnn.match, dnn.depth = target, depth
+    """`model.match` is solved when the config is checked, into the widths the model is built with."""
+    cfg = validate(composed("model=dnn", f"model.match={target}", f"model.depth={depth}"))
     want = count_params(create_model(option("model", target), act("relu")))["params_total"]
-    model = create_model(dnn, act("relu"))
+    model = create_model(cfg.model, act("relu"))
     got = count_params(model)["params_total"]
     assert abs(got - want) / want <= 0.02, (got, want)
     assert sum(isinstance(m, nn.Linear) for m in model.modules()) == depth + 1

@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 from helpers import artifact_bytes, assert_complete_run, run_fer, store
 
-from fer.sweeps.callback import PARENT_FILE
+from fer.runs.job import PARENT_FILE
 
 TINY = ["data.n_train=320", "data.n_val=96", "data.n_test=96", "trainer.max_epochs=2", "trainer.progress_bar=false",
         "explain=none"]

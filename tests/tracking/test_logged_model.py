@@ -17,9 +17,9 @@ import pytest
 from helpers import ASTRONAUT_FACE, QUICK, call_fer, faces, free_port, store, write_photos
 from mlflow.entities import LoggedModelStatus
 
-from fer.cli import restored_module, saved_run
 from fer.data.photos import find_faces, read_photo
 from fer.labels import EMOTIONS
+from fer.runs.restore import restored_module, saved_run
 from fer.tracking import tags
 from fer.tracking.store import client_for
 

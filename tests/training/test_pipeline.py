@@ -9,38 +9,19 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import composed
+from helpers import TINY_RESNET, composed, tiny
 from omegaconf import OmegaConf
 from torch import nn
 from torch._dynamo.testing import CompileCounter
 
 from fer.config.schema import AugConfig
-from fer.config.validate import validate
 from fer.data.augment import build_augmentation
 from fer.data.batch import Batch
-from fer.data.datamodule import FERDataModule
-from fer.data.load import load_splits
 from fer.errors import ConfigError
-from fer.training import faults, tta
+from fer.runs.validate import validate
+from fer.training import tta
 from fer.training.export import example_images, exportable
-from fer.training.module import FERModule
 from fer.training.trainer import build_trainer
-
-TINY_DNN = ["model=dnn", "model.hidden=[16]"]
-TINY_RESNET = ["model=resnet", "model.stem=4", "model.widths=[8]", "model.blocks=[1]"]  # takes any face size
-TINY = [*TINY_DNN, "data.n_train=100", "data.n_val=40", "data.n_test=40",
-        "data.batch_size=16", "trainer.accelerator=cpu", "trainer.max_epochs=2", "trainer.progress_bar=false",
-        "explain=none"]
-
-
-def tiny(*overrides: str):
-    """A config, its data module and model: a one-layer DNN on 100 synthetic faces, batches of 16."""
-    base = [o for o in TINY if o not in TINY_DNN] if any(o.startswith("model=") for o in overrides) else TINY
-    cfg = validate(composed(*base, *overrides))
-    torch.manual_seed(0)
-    splits = load_splits(cfg.data)
-    dm = FERDataModule(splits, cfg.data, cfg.aug)
-    return cfg, dm, FERModule(OmegaConf.to_container(cfg, resolve=True), dm.test_names)
 
 
 class Recorder(pl.Callback):
@@ -230,19 +211,3 @@ def test_sota_recipe_composes_and_validates():
 def test_bad_pipeline_values_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key):
         validate(composed(override))
-
-
-def test_a_requested_stop_waits_for_the_next_batch_or_the_end_of_an_upload(tmp_path, monkeypatch):
-    """What a sweep's worker does on SIGTERM: nothing at once (a handler's exception can land in a garbage
-    collector's callback and be dropped), then Stopped at the next training batch, or when an upload ends."""
-    monkeypatch.setattr(faults, "_requested", None)
-    with pytest.raises(faults.Stopped, match="SIGTERM"), faults.stops_deferred():
-        faults.request_stop("SIGTERM")
-        uploaded = True
-    assert uploaded
-    cfg, dm, module = tiny()
-    interruption = faults.Interruption()
-    trainer, _ = build_trainer(cfg.trainer, False, [interruption], tmp_path)
-    with pytest.raises(SystemExit):  # Lightning ends an interrupted fit with exit 1; the callback knows why
-        trainer.fit(module, datamodule=dm)
-    assert interruption.cause == "SIGTERM" and trainer.global_step == 0

@@ -6,7 +6,6 @@ Parsing the 290 MB csv takes seconds, so the parsed rows are cached beside it as
 from __future__ import annotations
 
 import os
-import sys
 import time
 import zipfile
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer.console import say
 from fer.data.readers.base import LABEL_RANGE, BadRow, Column, ReadResult, check_mode, parse_csv, parse_label, show
 from fer.data.splits import Split
 from fer.errors import DataError
@@ -53,9 +53,9 @@ def read_rows(path, on_bad_row: str = "error") -> Rows:
         try:
             prepared = _load_npz(cache, "skip", cached=True)
         except DataError as e:
-            print(f"fer: cannot use cache {cache} ({e.problem}); re-parsing {path}", file=sys.stderr)
+            say(f"cannot use cache {cache} ({e.problem}); re-parsing {path}", err=True)
         else:
-            print(f"fer: using cached {cache} (delete it to re-parse {path})", file=sys.stderr)
+            say(f"using cached {cache} (delete it to re-parse {path})", err=True)
             return prepared
 
     start = time.perf_counter()
@@ -68,7 +68,7 @@ def read_rows(path, on_bad_row: str = "error") -> Rows:
                     table.skipped, table.positions)
     note = _write_cache(cache, prepared)
     dropped = f" ({len(table.skipped):,} malformed rows skipped)" if table.skipped else ""
-    print(f"fer: parsed {n:,} rows of {path}{dropped} in {seconds:.1f} s; {note}", file=sys.stderr)
+    say(f"parsed {n:,} rows of {path}{dropped} in {seconds:.1f} s; {note}", err=True)
     return prepared
 
 

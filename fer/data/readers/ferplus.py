@@ -19,12 +19,12 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fer.console import say
 from fer.data.readers.base import INTEGER, ReadResult, read_bytes, show
 from fer.data.readers.fer2013 import USAGES, Rows, read_rows
 from fer.errors import DataError
@@ -181,8 +181,8 @@ def align(rows: Rows, source: Path, votes: Votes) -> np.ndarray:
                         "row-aligned; expected fer2013new.csv beside the fer2013.csv it relabels",
                         line=int(at[i]) + 2)
     if len(votes) > needed:
-        print(f"fer: note: {votes.path.name} has {len(votes):,} rows and {source.name} {needed:,}: the first "
-              f"{needed:,} are paired by position", file=sys.stderr)
+        say(f"note: {votes.path.name} has {len(votes):,} rows and {source.name} {needed:,}: the first "
+            f"{needed:,} are paired by position", err=True)
     return at
 
 
@@ -195,8 +195,8 @@ def dropped_list(rows: Rows, votes: Votes, at: np.ndarray, drop: np.ndarray) -> 
 
 def say_dropped(rows: Rows, drop: np.ndarray, what: str) -> None:
     by_split = ", ".join(f"{u} {int((rows.usage[drop] == u).sum()):,}" for u in dict.fromkeys(rows.usage.tolist()))
-    print(f"fer: FER+ left out {int(drop.sum()):,} of {len(drop):,} faces as {what} ({by_split}); the run lists "
-          "them in dropped_rows.csv", file=sys.stderr)
+    say(f"FER+ left out {int(drop.sum()):,} of {len(drop):,} faces as {what} ({by_split}); the run lists "
+        "them in dropped_rows.csv", err=True)
 
 
 def paired(path, labels, on_bad_row: str) -> tuple[Path, Rows, Votes, np.ndarray]:

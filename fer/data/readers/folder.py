@@ -3,11 +3,11 @@ class folders named by emotion or by label number."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from fer.console import say
 from fer.data.readers.base import ReadResult, check_mode
 from fer.data.splits import Split
 from fer.errors import DataError
@@ -42,11 +42,10 @@ def read_folder(root, on_bad_row: str = "error") -> ReadResult:
             splits[name] = _read_image_split(root, subdirs[name], on_bad_row, skipped, resized, coloured)
     if resized:
         first, (w, h) = resized[0]
-        print(f"fer: resized {len(resized)} images of {root} to 48×48 (first: {first}, {w}×{h})", file=sys.stderr)
+        say(f"resized {len(resized)} images of {root} to 48×48 (first: {first}, {w}×{h})", err=True)
     if coloured:
         first, mode = coloured[0]
-        print(f"fer: converted {len(coloured)} colour images of {root} to grayscale (first: {first}, {mode})",
-              file=sys.stderr)
+        say(f"converted {len(coloured)} colour images of {root} to grayscale (first: {first}, {mode})", err=True)
     return ReadResult(splits, skipped)
 
 

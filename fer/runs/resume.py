@@ -18,8 +18,9 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from fer.config.options import compose
-from fer.config.validate import validate
+from fer.console import say
 from fer.errors import ConfigError, FerError
+from fer.runs.validate import validate
 from fer.tracking import checkpoints, tags
 from fer.tracking.provenance import TRAIN_COMMAND, flatten
 from fer.tracking.store import client_for
@@ -95,7 +96,7 @@ def preempted(cfg: DictConfig, sweep_tags: dict[str, str], overrides: list[str])
     runs = [r for r in runs if tags.PREEMPTED in r.data.tags and r.info.status in ("KILLED", "RUNNING")]
     if not runs:
         return None
-    print(f"fer: job {sweep_tags[tags.JOB]} was preempted: continuing its run {runs[0].info.run_id}")
+    say(f"job {sweep_tags[tags.JOB]} was preempted: continuing its run {runs[0].info.run_id}")
     return locate(OmegaConf.merge(cfg, {"resume": runs[0].info.run_id}), overrides)
 
 

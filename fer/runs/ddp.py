@@ -9,16 +9,16 @@ from __future__ import annotations
 import os
 
 import pytorch_lightning as pl
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 
-from fer.errors import ConfigError
+from fer.runs.launchers import this_launcher
 
 
-def export_submitit_tasks() -> None:
-    """Under submitit with several tasks, the torch.distributed variables (RANK, WORLD_SIZE, MASTER_ADDR, …)
-    from its job environment, as torchrun would set them; nothing otherwise."""
-    if "RANK" in os.environ or not any(k in os.environ for k in ("SUBMITIT_LOCAL_JOB_ID", "SUBMITIT_EXECUTOR")):
+def export_launcher_tasks() -> None:
+    """In a job of a launcher that gives it its own allocation (submitit) with several tasks, the
+    torch.distributed variables (RANK, WORLD_SIZE, MASTER_ADDR, …) from its job environment, as torchrun would set
+    them; nothing otherwise."""
+    launcher = this_launcher()
+    if "RANK" in os.environ or not (launcher and launcher.ddp):
         return
     import submitit
 
@@ -48,15 +48,3 @@ class ShareRun(pl.Callback):
     def setup(self, trainer, pl_module, stage):
         if trainer.world_size > 1:
             self.run.run_id = trainer.strategy.broadcast(self.run.run_id, src=0)
-
-
-def check_launch(cfg) -> None:
-    """Lightning's DDP launcher re-runs the command for ranks > 0, which a job of a local multirun cannot;
-    submitit's jobs are each their own allocation (with their own tasks), so DDP is allowed there."""
-    if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
-        return
-    launcher = str(HydraConfig.get().launcher.get("_target_", ""))
-    if cfg.trainer.get("strategy", "auto") != "auto" and "submitit" not in launcher:
-        raise ConfigError("trainer.strategy", "auto inside a multirun sweep on this launcher (DDP runs one command "
-                          "at a time; hydra/launcher=submitit_slurm gives each job its own processes)",
-                          cfg.trainer.strategy)

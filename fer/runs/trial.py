@@ -9,8 +9,6 @@ the `lightning` package, and fer runs on `pytorch_lightning`.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import warnings
 from pathlib import Path
 
@@ -20,16 +18,16 @@ from hydra.core.hydra_config import HydraConfig
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from fer.console import say
 from fer.errors import ConfigError, FerError
 from fer.registry import Registry
-from fer.training.faults import Pruned
+from fer.runs.ending import Pruned
 
 PRUNERS = Registry("hydra.sweeper.pruner", {
     "none": "every trial trains to the end",
     "median": "stop a trial whose val_acc trails the median of earlier trials at the same epoch",
     "hyperband": "Hyperband over epochs (successive halving at several budgets)",
 })
-SWEEPER = "FerOptunaSweeper"
 
 
 def make_pruner(name: str, startup_trials: int, warmup_epochs: int, max_epochs: int) -> optuna.pruners.BasePruner:
@@ -65,32 +63,6 @@ def make_storage(spec: str | None, sweep_dir: Path, heartbeat_s: int | None = No
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
 
 
-@contextlib.contextmanager
-def heartbeats(storage, trials: list[optuna.trial.Trial], every_s: int | None):
-    """While its jobs run, the sweeper records each trial's heartbeat; if this process dies, they stop, and another
-    sweeper's `fail_stale_trials` fails those trials and enqueues them again."""
-    if not every_s or not isinstance(storage, optuna.storages.RDBStorage):
-        yield
-        return
-    done = threading.Event()
-
-    def beat():
-        while not done.wait(every_s):
-            for trial in trials:
-                with contextlib.suppress(Exception):  # a trial told meanwhile has no heartbeat left to record
-                    storage.record_heartbeat(trial._trial_id)
-
-    for trial in trials:
-        storage.record_heartbeat(trial._trial_id)
-    thread = threading.Thread(target=beat, name="optuna-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
-
-
 class OptunaPruning(pl.Callback):
     """After each epoch's validation, val_acc is reported to the trial; when the pruner says so, training stops
     with `Pruned` (the run then ends KILLED, tagged fer.optuna.pruned). Rank 0 decides; under DDP every rank
@@ -109,8 +81,8 @@ class OptunaPruning(pl.Callback):
                 self.trial.report(value, epoch)
                 prune = self.trial.should_prune()
             except (optuna.exceptions.UpdateFinishedTrialError, ValueError, RuntimeError) as e:
-                print(f"fer: warning: Optuna trial {self.trial.number} no longer takes reports ({e}): it trains on "
-                      "unpruned", flush=True)
+                say(f"warning: Optuna trial {self.trial.number} no longer takes reports ({e}): it trains on "
+                    "unpruned")
                 self.reporting = False
         if trainer.strategy.broadcast(prune, src=0):
             raise Pruned(f"epoch {epoch}: val_acc {value:.4f}")
@@ -121,8 +93,8 @@ def trial_callback(cfg) -> OptunaPruning | None:
     number = cfg.get("optuna", {}).get("trial")
     if number is None or not HydraConfig.initialized():
         return None
-    sweeper = HydraConfig.get().sweeper
-    if not str(sweeper.get("_target_", "")).endswith(SWEEPER) or sweeper.pruner == "none":
+    sweeper = HydraConfig.get().sweeper  # optuna.trial is set by fer's sweeper, whose config names a pruner
+    if sweeper.get("pruner", "none") == "none":
         return None
     storage = make_storage(sweeper.storage, Path(HydraConfig.get().sweep.dir))
     name = cfg.optuna.study

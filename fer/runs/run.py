@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import sys
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,14 +19,15 @@ from mlflow.exceptions import MlflowException
 from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 from omegaconf import DictConfig
 
-from fer.errors import EXIT_CODES
-from fer.tracking import ddp, tags
+from fer.console import say
+from fer.runs import ddp
+from fer.runs.ending import STOPS, ending
+from fer.runs.resume import Resumed, resume_command
+from fer.tracking import tags
 from fer.tracking.lineage import dataset_inputs
 from fer.tracking.logged_model import log_and_register
 from fer.tracking.logger import ResumedLogger, RunLogger
-from fer.tracking.resume import Resumed, resume_command
 from fer.tracking.store import client_for, experiment_id, run_url, set_tags, start_run, store_lock, ui_command
-from fer.training.faults import Pruned, stop_cause, stops_deferred
 
 
 @dataclass
@@ -48,6 +48,8 @@ class TrackedRun:
         self.in_sweep = False  # a sweep's child: the sweep says how to continue it, not each job
         self.resumed = False  # its inputs were logged when it started
         self.monitor: SystemMetricsMonitor | None = None
+        self.run_tags: dict[str, str] = {}  # the tags of its opening (written only on a new run)
+        self.callbacks: list = []  # what Lightning needs to fill it (fer/runs/session.py)
 
     @classmethod
     def open(cls, cfg: DictConfig, name: str, params: dict, run_tags: dict[str, str], checkpoint_dir: Path,
@@ -59,20 +61,28 @@ class TrackedRun:
         logger_args = {"experiment_name": cfg.tracking.experiment, "tracking_uri": client.tracking_uri,
                        "checkpoint_upload_every": cfg.trainer.get("checkpoint_upload_every", 1)}
         if ddp.global_rank() > 0:  # rank 0's run: its id comes by broadcast (ddp.ShareRun)
-            return JoinedRun(client, exp_id, None, name, checkpoint_dir, False, cfg.tracking, overrides)
+            joined = JoinedRun(client, exp_id, None, name, checkpoint_dir, False, cfg.tracking, overrides)
+            joined.run_tags = run_tags
+            return joined
         if resumed and resumed.run_id:
             run_id, checkpoint_dir = resumed.run_id, resumed.checkpoint_dir
             client.update_run(run_id, status="RUNNING")
             logger = ResumedLogger(**logger_args, run_id=run_id, logged=resumed.logged)
-            print(f"fer: resuming run {name} ({run_id}) from {resumed.checkpoint or 'its start (no epoch had ended)'}")
+            say(f"resuming run {name} ({run_id}) from {resumed.checkpoint or 'its start (no epoch had ended)'}")
         else:
             run_id = start_run(client, exp_id, name, params, {**run_tags, tags.CHECKPOINT_DIR: str(checkpoint_dir)})
             logger = RunLogger(**logger_args, run_id=run_id)
         run = cls(client, exp_id, run_id, name, checkpoint_dir, logger, cfg.tracking, overrides)
         run.in_sweep, run.resumed = tags.PARENT_RUN in run_tags, bool(resumed and resumed.run_id)
+        run.run_tags = run_tags
         if cfg.tracking.system_metrics:
             run.watch_system(cfg.tracking.system_metrics_every_s)
         return run
+
+    @property
+    def command(self) -> str:
+        """The command that runs this job again."""
+        return self.run_tags[tags.COMMAND]
 
     def watch_system(self, every_s: float) -> None:
         """MLflow's system-metrics monitor (CPU, memory, disk, network; GPU with nvidia-ml-py) on this run,
@@ -120,46 +130,46 @@ class TrackedRun:
 
     @contextmanager
     def closing(self, interruption):
-        """End the run by what ends the block: KILLED for a signal (`interruption.cause` names it; the process
-        exits with the signal's code), FAILED with error.txt for any other exception."""
+        """End the run by what ends the block, as `ending` maps it: KILLED for a signal (`interruption.cause` names
+        it; the process exits with the signal's code) or a pruner, FAILED with error.txt for any other exception."""
         try:
             yield
-        except (KeyboardInterrupt, SystemExit) as e:
-            cause = interruption.cause or stop_cause(e)
+        except BaseException as e:
+            end = ending(e, interruption.cause)
             self._stop_watching()
-            if cause == "preemption":  # the requeued job finds the run by this tag and resumes it
-                try:
-                    count = int(self.client.get_run(self.run_id).data.tags.get(tags.PREEMPTED, "0")) + 1
-                except Exception:  # the store is away: the tag goes through the spool, counted from here
-                    count = 1
-                set_tags(self.client, self.run_id, {tags.PREEMPTED: str(count)})
-            self.client.set_terminated(self.run_id, "KILLED")
-            last = self.checkpoint_dir / "last.ckpt"
-            print(f"fer: run {self.name} ({self.run_id}) KILLED by {cause or 'an exit'}; last checkpoint: "
-                  f"{last if last.is_file() else 'none (no epoch had ended)'}", file=sys.stderr)
-            if not self.in_sweep:
-                print(f"fer: resume it with: {resume_command(self.run_id, self.overrides)}", file=sys.stderr,
-                      flush=True)
-            if cause:
-                raise SystemExit(EXIT_CODES[cause]) from None
+            if end.status == "FAILED":
+                self.client.log_text(self.run_id, traceback.format_exc(), "error.txt")
+            elif end.cause == "pruned":
+                set_tags(self.client, self.run_id, {tags.PRUNED: end.detail})
+            elif end.cause == "preemption":  # the requeued job finds the run by this tag and resumes it
+                set_tags(self.client, self.run_id, {tags.PREEMPTED: str(self._preemptions() + 1)})
+            self.client.set_terminated(self.run_id, end.status)
+            if end.cause == "pruned":
+                say(f"run {self.name} ({self.run_id}) pruned by Optuna at {end.detail}", err=True)
+            elif end.status == "KILLED":
+                self._say_killed(end.cause)
+            if end.exit_code is not None:
+                raise SystemExit(end.exit_code) from None
             raise
-        except Pruned as e:
-            self._stop_watching()
-            set_tags(self.client, self.run_id, {tags.PRUNED: str(e)})
-            self.client.set_terminated(self.run_id, "KILLED")
-            print(f"fer: run {self.name} ({self.run_id}) pruned by Optuna at {e}", file=sys.stderr, flush=True)
-            raise
-        except BaseException:
-            self._stop_watching()
-            self.client.log_text(self.run_id, traceback.format_exc(), "error.txt")
-            self.client.set_terminated(self.run_id, "FAILED")
-            raise
+
+    def _preemptions(self) -> int:
+        try:
+            return int(self.client.get_run(self.run_id).data.tags.get(tags.PREEMPTED, "0"))
+        except Exception:  # the store is away: the tag goes through the spool, counted from here
+            return 0
+
+    def _say_killed(self, cause: str | None) -> None:
+        last = self.checkpoint_dir / "last.ckpt"
+        say(f"run {self.name} ({self.run_id}) KILLED by {cause or 'an exit'}; last checkpoint: "
+            f"{last if last.is_file() else 'none (no epoch had ended)'}", err=True)
+        if not self.in_sweep:
+            say(f"resume it with: {resume_command(self.run_id, self.overrides)}", err=True)
 
     def log_model(self, module) -> str | None:
         """With `tracking.log_model`, the tested model as the run's MLflow Model; registered as a new version of
         `tracking.register` (and `tracking.alias` pointed at it) unless the run is a sweep's job, whose sweep
         registers its best. The model id, or None. A sweep's stop that arrives meanwhile waits for the upload."""
-        with stops_deferred():
+        with STOPS.deferred():
             return log_and_register(self.client, self.run_id, module, self.tracking, may_register=not self.in_sweep)
 
     def finish(self, best_checkpoint: str, note: str) -> None:
@@ -174,10 +184,10 @@ class TrackedRun:
     def result(self, test_acc: float, best_val_acc: float) -> RunResult:
         """The run's numbers, said with where to look at it."""
         result = RunResult(self.run_id, self.experiment_id, test_acc, best_val_acc)
-        print(f"fer: run {self.name} ({self.run_id}) finished: test_acc {test_acc:.4f}, "
-              f"best val_acc {best_val_acc:.4f}")
-        print(f"fer: open it with: {ui_command(self.tracking)}")
-        print(f"fer:   then {run_url(self.tracking, self.experiment_id, self.run_id)}")
+        say(f"run {self.name} ({self.run_id}) finished: test_acc {test_acc:.4f}, "
+            f"best val_acc {best_val_acc:.4f}")
+        say(f"open it with: {ui_command(self.tracking)}")
+        say(f"  then {run_url(self.tracking, self.experiment_id, self.run_id)}")
         return result
 
 

@@ -1,6 +1,8 @@
-"""Checks that a type cannot express (ranges, option names), run before any data is read or model built.
+"""Checks that a type cannot express (ranges, option names), run before any data is read or model built, and what
+the composed config leaves to resolve (`model.match`'s widths).
 
-The option names come from each room's registry, so a new option is valid once it is registered.
+The option names come from each room's registry, so a new option is valid once it is registered; this is why it
+sits above every room that has one.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import dataclasses
 from omegaconf import DictConfig, OmegaConf
 
 from fer.config.hydra_errors import unknown_key
+from fer.config.options import option
 from fer.data.augment import AUGMENTATIONS
 from fer.data.load import DATASETS
 from fer.data.readers.base import ON_BAD_ROW
@@ -18,9 +21,11 @@ from fer.data.splits import VAL_POLICIES
 from fer.errors import ConfigError
 from fer.explain.saliency import METHODS, TARGETS
 from fer.labels import CLASS_SETS
-from fer.models import FULLY_CONVOLUTIONAL, MATCH_TARGETS, MODELS
+from fer.models import FULLY_CONVOLUTIONAL, MATCH_TARGETS, MODELS, count_params, create_model
 from fer.models.act import ACTIVATIONS
+from fer.models.dnn import matched_widths
 from fer.models.norm import NORMS
+from fer.training.module import class_set
 from fer.training.optim import OPTIMIZERS, SCHEDULES
 from fer.training.trainer import STRATEGIES
 from fer.training.tta import RESIZING, TTA_MODES
@@ -47,7 +52,8 @@ def _check_keys(node: DictConfig, prefix: str = "") -> None:
 
 
 def validate(cfg: DictConfig) -> DictConfig:
-    """Reject values no type can rule out, before any data is read or model built."""
+    """Reject values no type can rule out, before any data is read or model built; the config, ready to build
+    (`resolve_match`)."""
     _check_keys(cfg)
     for registry in CHOICES:
         _check(cfg, registry.key, lambda v, r=registry: v in r, registry.expected())
@@ -93,6 +99,18 @@ def validate(cfg: DictConfig) -> DictConfig:
     validate_tracking(cfg.tracking)
     if "explain" in cfg:
         validate_explain(cfg.explain)
+    return resolve_match(cfg)
+
+
+def resolve_match(cfg: DictConfig) -> DictConfig:
+    """`model=dnn model.match=<option>`: the hidden widths solved for the parameter count of that model option (as
+    `model=<option>` configures it, with the run's classes), written into `model.hidden`, so the config and the
+    run's params say what is built. Idempotent: a restored run's config resolves to the same widths."""
+    if cfg.model.name != "dnn" or cfg.model.get("match") is None:
+        return cfg
+    classes = len(class_set(cfg))
+    target = count_params(create_model(option("model", cfg.model.match), cfg.act, classes))["params_total"]
+    cfg.model.hidden = matched_widths(target, cfg.model.depth, classes)
     return cfg
 
 
