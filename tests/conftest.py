@@ -1,4 +1,5 @@
-"""Fixtures shared by the tests: one thread per xdist worker, a ready sqlite store, one shared cnn run."""
+"""Fixtures shared by the tests: one thread per xdist worker, a ready sqlite store, one shared cnn run, and the
+real servers started once per session."""
 
 from __future__ import annotations
 
@@ -19,6 +20,13 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # each taking every core and the two fighting over them.
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(items):
+    """The files that hold slow tests first: xdist hands out tests (grouped by the xdist_group of a shared fixture)
+    in this order, so the long ones start early and the short ones even out the workers' ends."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +53,14 @@ def cnn_run(tmp_path_factory):
     code, stdout, stderr = json.loads((cwd / "proc.json").read_text())
     client, run = only_run(cwd)
     return cwd, client, run, subprocess.CompletedProcess(["fer.train", *CNN_ARGS], code, stdout, stderr)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> MlflowServer:
+    """A plain `mlflow server` on loopback (sqlite, local artifacts), started once for the tests that only track
+    into one; each names its own experiment. The tests that kill a server or need its auth app start their own."""
+    with MlflowServer(tmp_path_factory.mktemp("mlflow_server")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

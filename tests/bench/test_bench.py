@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import statistics
 
-from helpers import run_fer
+from helpers import call_fer
 from omegaconf import OmegaConf
 
 from fer.bench.__main__ import flops_per_image
@@ -25,10 +25,10 @@ def dnn_training_flops(widths: list[int]) -> int:
 
 
 def test_bench_cli_writes_the_three_rows(tmp_path):
-    proc = run_fer("fer.bench", "model=dnn", "model.hidden=[64,32]", "aug=strong", "data.batch_size=32",
-                   "bench.images=96", "bench.workers=0", "bench.bare_steps=3", "bench.rounds=2",
-                   "bench.output=out/bench.json",
-                   cwd=tmp_path)
+    proc = call_fer("fer.bench", "model=dnn", "model.hidden=[64,32]", "aug=strong", "data.batch_size=32",
+                    "bench.images=96", "bench.workers=0", "bench.bare_steps=3", "bench.rounds=2",
+                    "bench.output=out/bench.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "out" / "bench.json").read_text())
     rows = {r["pipeline"]: r for r in result["rows"]}
     assert list(rows) == ["conventional", "fer", "bare"]

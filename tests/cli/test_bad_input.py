@@ -206,6 +206,7 @@ def test_bad_input_is_one_line_and_nothing_trains(tmp_path, case):
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", SUBPROCESS)
 def test_a_real_process_says_the_same(tmp_path, case):
     args, _ = CASES[case](tmp_path)
@@ -266,6 +267,7 @@ def in_read_only_folder(folder: Path, *command: str) -> subprocess.CompletedProc
                           text=True, timeout=300, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["fer.train", *TRAIN], ["fer.train", "-m", *TRAIN, "norm=none,unit"],
                                      ["fer.report", "fer"]], ids=["train", "sweep", "report"])
 def test_a_folder_that_cannot_be_written_is_one_line(tmp_path, empty_store, command):

@@ -8,9 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import QUICK, call_fer, only_run, run_fer, tamper
+from helpers import QUICK, call_fer, only_run, tamper
 
 from fer.data.synthetic import generate
+
+pytestmark = pytest.mark.xdist_group("finished")  # one worker trains the module's run
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,8 @@ def finished(tmp_path_factory):
 def test_evaluate_logs_into_the_same_run(finished):
     cwd, client, run = finished
     rid = run.info.run_id
-    proc = run_fer("fer.evaluate", f"run_id={rid}", cwd=cwd)
+    proc = call_fer("fer.evaluate", f"run_id={rid}", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
     _, again = only_run(cwd)  # no new run
     assert again.info.run_id == rid and again.info.status == "FINISHED"
     history = [m.value for m in client.get_metric_history(rid, "test_acc")]
@@ -34,7 +37,7 @@ def test_evaluate_logs_into_the_same_run(finished):
 
 def test_evaluate_unknown_run_is_one_line(finished):
     cwd = finished[0]
-    proc = run_fer("fer.evaluate", "run_id=0123456789abcdef", cwd=cwd, check=False)
+    proc = call_fer("fer.evaluate", "run_id=0123456789abcdef", cwd=cwd)
     assert proc.returncode == 2 and "fer: error: no run '0123456789abcdef'" in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -56,8 +59,9 @@ def test_predict_writes_id_label_for_hw3_test_csv(finished, tmp_path):
     cwd, _, run = finished
     write_hw3(tmp_path / "hw3", n_train=40, n_test=25)
     out = tmp_path / "pred.csv"
-    proc = run_fer("fer.predict", f"run_id={run.info.run_id}", "data=hw3", f"data.path={tmp_path / 'hw3'}",
-                   f"output={out}", cwd=cwd)
+    proc = call_fer("fer.predict", f"run_id={run.info.run_id}", "data=hw3", f"data.path={tmp_path / 'hw3'}",
+                    f"output={out}", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
     rows = list(csv.reader(out.open()))
     assert rows[0] == ["id", "label"]
     assert [int(r[0]) for r in rows[1:]] == list(range(100, 125))
@@ -92,7 +96,7 @@ def test_a_foreign_checkpoint_is_refused_without_running_it(finished, tmp_path, 
     shutil.copy2(ckpt, tmp_path / "kept.ckpt")
     tamper(ckpt, tmp_path / "payload-ran")
     try:
-        proc = run_fer(command, f"run_id={run.info.run_id}", cwd=cwd, check=False)
+        proc = call_fer(command, f"run_id={run.info.run_id}", cwd=cwd)
     finally:
         shutil.copy2(tmp_path / "kept.ckpt", ckpt)
     assert not (tmp_path / "payload-ran").exists()

@@ -17,6 +17,8 @@ from fer.data.synthetic import generate
 from fer.labels import FERPLUS_EMOTIONS
 
 SPLITS = {"Training": 320, "PublicTest": 80, "PrivateTest": 80}
+pytestmark = pytest.mark.xdist_group("ferplus_run")  # one worker trains the module's run
+
 NOT_A_FACE = 6  # the first rows of each split get ten NF votes
 
 

@@ -28,6 +28,7 @@ ARGS = ["model.channels=[8,16,16,16]", "model.hidden=32", "data.n_train=128", "d
         "aug.crop_padding=2", "aug.erasing=0.5", "sched=onecycle", "explain=none", "seed=7"]
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "lr")
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.xdist_group("twice")  # one worker runs the module's two runs
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,7 @@ def twice(tmp_path_factory, empty_store):
     return cwd, client, runs, (first, second), loads
 
 
+@pytest.mark.slow
 def test_same_config_and_seed_give_identical_metrics(twice):
     _, client, runs, _, _ = twice
     a, b = runs
@@ -58,6 +60,7 @@ def test_same_config_and_seed_give_identical_metrics(twice):
     assert len(losses) == 3 and len(set(losses)) == 3  # it trained: every epoch differs
 
 
+@pytest.mark.slow
 def test_run_records_command_commit_and_versions(twice):
     _, _, runs, _, _ = twice
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
@@ -73,6 +76,7 @@ def test_run_records_command_commit_and_versions(twice):
             assert tags[f"fer.version.{pkg}"] == metadata.version(pkg)
 
 
+@pytest.mark.slow
 def test_checkpoint_loads_as_weights_only(twice):
     _, client, runs, _, loads = twice
     run_id = runs[1].info.run_id
@@ -123,6 +127,7 @@ def test_no_code_unpickles_checkpoints_or_tracked_data():
         assert unsafe_loads(path.read_text()) == [], path
 
 
+@pytest.mark.slow
 def test_printed_ui_command_binds_loopback(twice):
     cwd, _, _, procs, _ = twice
     for proc in procs:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from helpers import CNN_ARGS, artifact_bytes, assert_complete_run, composed
 
 from fer.data.synthetic import generate
 from fer.labels import EMOTIONS
 from fer.train import LAPTOP_ACCURACY, recipe_hint
+
+pytestmark = pytest.mark.xdist_group("cnn_run")  # on the worker that trains the shared run: none waits for it
 
 
 def test_default_cnn_run_is_complete(cnn_run):

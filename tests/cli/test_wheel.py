@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # a wheel, a venv and every command as a process
 
 
 def run(*args, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -25,6 +25,7 @@ from fer.runs.validate import validate
 from fer.tracking.store import client_for
 from fer.training.module import FERModule
 
+pytestmark = pytest.mark.xdist_group("explained_cnn")  # one worker trains the module's cnn
 PROBES = 140  # validation faces the ratios are averaged over
 
 
@@ -56,6 +57,7 @@ def ratios(module, val) -> dict[str, float]:
             for m in ("saliency", "integrated_gradients", "gradcam")}
 
 
+@pytest.mark.slow
 def test_saliency_concentrates_on_the_class_deciding_regions(cnn):
     trained, untrained, val, val_acc = cnn
     assert val_acc > 0.5  # chance is 0.14
@@ -69,6 +71,7 @@ def test_saliency_concentrates_on_the_class_deciding_regions(cnn):
         assert after[method] > 1.5 * before[method], (method, after[method], before[method])
 
 
+@pytest.mark.slow
 def test_gradient_ascent_drives_the_filter_it_was_run_for(cnn):
     trained, _, _, _ = cnn
     name, conv = resolve_layer(trained.net, "conv:-1")

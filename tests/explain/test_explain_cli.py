@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 import re
 
-from helpers import artifact_bytes, call_fer, only_run, run_fer, write_photos
+import pytest
+from helpers import artifact_bytes, call_fer, only_run, write_photos
 from PIL import Image
 
 from fer.explain.saliency import METHODS
 from fer.labels import EMOTIONS
+
+pytestmark = pytest.mark.xdist_group("cnn_run")  # on the worker that trains the shared run: none waits for it
 
 
 def png(client, run_id: str, path: str) -> Image.Image:
@@ -45,9 +48,10 @@ def test_training_run_leaves_saliency_filters_and_layer_outputs(cnn_run):
 def test_explain_command_adds_to_the_finished_run(cnn_run):
     cwd, client, run, _ = cnn_run
     rid = run.info.run_id
-    proc = run_fer("fer.explain", f"run_id={rid}", "explain.methods=[gradcam]", "explain.filters.layers=[conv:1]",
-                   "explain.filters.steps=10", "explain.filters.n=4", "explain.layer_outputs.layers=[features.3]",
-                   cwd=cwd)
+    proc = call_fer("fer.explain", f"run_id={rid}", "explain.methods=[gradcam]", "explain.filters.layers=[conv:1]",
+                    "explain.filters.steps=10", "explain.filters.n=4", "explain.layer_outputs.layers=[features.3]",
+                    cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
     client, same = only_run(cwd)  # no new run
     assert same.info.run_id == rid and same.info.status == "FINISHED"
     for path in ("filters/features.3.png", "layer_outputs/features.3.png", "saliency/gradcam.png"):
@@ -76,8 +80,8 @@ def test_explain_a_users_own_photos(cnn_run, tmp_path):
 
 def test_explain_command_rejects_an_unknown_layer(cnn_run):
     cwd, _, run, _ = cnn_run
-    proc = run_fer("fer.explain", f"run_id={run.info.run_id}", "explain.layer_outputs.layers=[features.99]",
-                   cwd=cwd, check=False)
+    proc = call_fer("fer.explain", f"run_id={run.info.run_id}", "explain.layer_outputs.layers=[features.99]",
+                    cwd=cwd)
     assert proc.returncode == 2
     assert "explain.layer_outputs.layers" in proc.stderr and "features.99" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -7,17 +7,19 @@ import shutil
 
 import optuna
 import pytest
-from helpers import call_fer, run_fer, store
+from helpers import call_fer, store
 
 FAST = ["data.n_train=160", "data.n_val=64", "data.n_test=64", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
         "trainer.progress_bar=false", "explain=none"]
 SPACE = ("optim.lr", "optim.weight_decay", "model.dropout", "data.batch_size")
 
 
+@pytest.mark.slow
 def test_three_trials_are_child_runs_and_the_parent_records_the_best(tmp_path):
-    proc = run_fer("fer.train", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
-                   "hydra.sweeper.storage=sqlite:///optuna.db", "hydra.sweeper.study_name=search",
-                   "optim.lr=tag(log,interval(1e-3,3e-3))", *FAST, cwd=tmp_path)
+    proc = call_fer("fer.train", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
+                    "hydra.sweeper.storage=sqlite:///optuna.db", "hydra.sweeper.study_name=search",
+                    "optim.lr=tag(log,interval(1e-3,3e-3))", *FAST, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
     client = store(tmp_path)
     runs = client.search_runs([client.get_experiment_by_name("fer").experiment_id])
     (parent,) = [r for r in runs if r.data.tags.get("fer.role") == "sweep"]

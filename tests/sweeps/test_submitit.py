@@ -11,10 +11,13 @@ import subprocess
 import sys
 import time
 
-from helpers import store, submitit_tasks
+import pytest
+from helpers import SLIM_CNN, store, submitit_tasks
+
+pytestmark = pytest.mark.slow  # a sweep of job processes, one preempted and requeued
 
 EPOCHS = 3
-LONG = ["data.n_train=2000", "data.n_val=160", "data.n_test=160", f"trainer.max_epochs={EPOCHS}",
+LONG = [*SLIM_CNN, "data.n_train=2000", "data.n_val=160", "data.n_test=160", f"trainer.max_epochs={EPOCHS}",
         "trainer.progress_bar=false", "explain=none", "tracking.log_model=false", "tracking.system_metrics=false"]
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
 

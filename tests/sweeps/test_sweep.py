@@ -7,9 +7,12 @@ import io
 from pathlib import Path
 
 import mlflow
-from helpers import artifact_bytes, assert_complete_run, run_fer, store
+import pytest
+from helpers import artifact_bytes, assert_complete_run, call_fer, run_fer, store
 
 from fer.runs.job import PARENT_FILE
+
+pytestmark = pytest.mark.slow  # sweeps of several jobs
 
 TINY = ["data.n_train=320", "data.n_val=96", "data.n_test=96", "trainer.max_epochs=2", "trainer.progress_bar=false",
         "explain=none"]
@@ -60,9 +63,11 @@ def test_ablation_sweep_with_four_parallel_jobs(tmp_path):
 
 
 def test_report_answers_every_question_from_the_tracked_runs(tmp_path):
-    run_fer("fer.train", "-m", "experiment=cnn_vs_dnn", *TINY[:-1], "explain.filters.steps=10", "explain.filters.n=8",
-            "explain.methods=[saliency,gradcam]", cwd=tmp_path)
-    proc = run_fer("fer.report", "cnn_vs_dnn", cwd=tmp_path)
+    sweep = call_fer("fer.train", "-m", "experiment=cnn_vs_dnn", *TINY[:-1], "explain.filters.steps=10",
+                     "explain.filters.n=8", "explain.methods=[saliency,gradcam]", cwd=tmp_path)
+    assert sweep.returncode == 0, sweep.stderr
+    proc = call_fer("fer.report", "cnn_vs_dnn", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "report.html").read_text()
     client = store(tmp_path)
     runs = client.search_runs([client.get_experiment_by_name("cnn_vs_dnn").experiment_id])
@@ -83,7 +88,8 @@ def test_report_answers_every_question_from_the_tracked_runs(tmp_path):
 
 
 def test_a_failing_job_leaves_the_parent_failed_not_running(tmp_path):
-    """The basic launcher stops the sweep at a failing job without Hydra's multirun-end hook."""
+    """The basic launcher stops the sweep at a failing job without Hydra's multirun-end hook (the parent is closed
+    as the process ends: a process, not call_fer)."""
     proc = run_fer("fer.train", "-m", "data.batch_size=32,-1", *TINY, cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "data.batch_size" in proc.stderr
     client = store(tmp_path)

@@ -13,18 +13,20 @@ import subprocess
 import sys
 import time
 
-from helpers import artifact_bytes, assert_complete_run, store
+import pytest
+from helpers import SLIM_CNN, artifact_bytes, assert_complete_run, store
 
 from fer.tracking.store import store_lock
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_joblib_sweep_killed_and_one_command_continues_it(tmp_path, empty_store):
     """Ctrl-C (SIGINT to the process group, as a terminal sends it) while the first two of four jobs train in
     two workers: exit 130, nothing left RUNNING, the jobs not started stay so, one command printed; that command
     resumes the killed jobs, runs the others, and finishes the parent with every job's row."""
     shutil.copy(empty_store, tmp_path / "mlflow.db")
     args = ["-m", "norm=none,standardize", "aug=none,keras", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-            "data.n_train=1200", "data.n_val=96", "data.n_test=96", "trainer.max_epochs=3",
+            *SLIM_CNN, "data.n_train=1200", "data.n_val=96", "data.n_test=96", "trainer.max_epochs=3",
             "trainer.progress_bar=false", "explain=none"]
     sweep = subprocess.Popen([sys.executable, "-m", "fer.train", *args], cwd=tmp_path, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,

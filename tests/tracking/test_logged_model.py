@@ -23,6 +23,7 @@ from fer.runs.restore import restored_module, saved_run
 from fer.tracking import tags
 from fer.tracking.store import client_for
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("registered")]  # one worker trains the two runs
 RUN = [*QUICK, "explain=none", "tracking.log_model=true", "tracking.system_metrics_every_s=1"]
 
 

@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import QUICK, call_fer, only_run, store, tamper
+from helpers import QUICK, SLIM_CNN, call_fer, only_run, store, tamper
 
 from fer.tracking.store import store_lock
 
 EPOCHS = 3
-# Epochs long enough (about 30 batches) that a signal lands inside one.
-LONG = ["data.n_train=2000", "data.n_val=160", "data.n_test=160", f"trainer.max_epochs={EPOCHS}",
+# Epochs long enough (about 30 batches, seconds) that a signal lands inside one.
+LONG = [*SLIM_CNN, "data.n_train=2000", "data.n_val=160", "data.n_test=160", f"trainer.max_epochs={EPOCHS}",
         "trainer.progress_bar=false", "explain=none"]
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "lr")
 
@@ -50,6 +50,7 @@ def assert_each_epoch_once(client, run_id: str) -> None:
         assert steps == list(range(EPOCHS)), (key, steps)
 
 
+@pytest.mark.slow
 def test_kill_9_mid_epoch_then_resume_elsewhere_continues_the_same_run_from_the_store(tmp_path):
     """Killed, then resumed from another folder where no local checkpoint exists (another machine that reaches
     the store): last.ckpt and the best checkpoint come from the run's artifacts, into the same run."""
@@ -82,6 +83,7 @@ def test_kill_9_mid_epoch_then_resume_elsewhere_continues_the_same_run_from_the_
     assert only_run(tmp_path)[1].info.end_time == run.info.end_time
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "cause", "code"), [(signal.SIGTERM, "SIGTERM", 143), (signal.SIGINT, "Ctrl-C", 130)])
 def test_signal_ends_the_run_killed_with_the_resume_command(tmp_path, sig, cause, code):
     proc = start(tmp_path, *LONG)

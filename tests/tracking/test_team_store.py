@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 EPOCHS = 3
@@ -29,6 +30,9 @@ def wait_for_epoch(client: MlflowClient, proc: subprocess.Popen, epoch: int, exp
     raise AssertionError("no epoch finished in time")
 
 
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("team_store")  # with the distributed search: one worker starts the servers
 def test_a_run_survives_the_team_server_going_down_and_lands_whole_in_postgres_and_s3(team_store, tmp_path):
     _, s3, server = team_store
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": server.url}

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import QUICK, MlflowServer, assert_complete_run, free_port, run_fer, store
+from helpers import QUICK, MlflowServer, assert_complete_run, call_fer, free_port, run_fer, store
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -89,8 +89,7 @@ class Training:
 
 def test_no_server_fails_fast_naming_the_uri(tmp_path):
     uri = f"http://127.0.0.1:{free_port()}"
-    proc = run_fer("fer.train", "tracking=server", f"tracking.uri={uri}", *QUICK, "explain=none", cwd=tmp_path,
-                   check=False)
+    proc = call_fer("fer.train", "tracking=server", f"tracking.uri={uri}", *QUICK, "explain=none", cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr[-3000:]
     (line,) = [x for x in proc.stderr.splitlines() if x.startswith("fer:")]
     assert line.startswith(f"fer: error: tracking.uri {uri}: nothing answers there") and "tracking=local" in line
@@ -99,6 +98,8 @@ def test_no_server_fails_fast_naming_the_uri(tmp_path):
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("faults_server")  # one worker starts (and kills) the module's server
 def test_server_killed_mid_run_and_restarted(live, tmp_path):
     run = Training(live, tmp_path, "restarted", "trainer.max_epochs=4")
     run_id = run.kill_server_after_first_epoch()
@@ -112,6 +113,8 @@ def test_server_killed_mid_run_and_restarted(live, tmp_path):
     assert not (tmp_path / "mlflow-spool").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("faults_server")  # one worker starts (and kills) the module's server
 def test_server_gone_for_good_leaves_a_spool_that_replays(live, tmp_path):
     explain = ["explain=default", "explain.methods=[saliency]", "explain.every_n_epochs=1",
                "explain.filters.enabled=false", "explain.layer_outputs.enabled=false"]
@@ -141,6 +144,8 @@ def test_server_gone_for_good_leaves_a_spool_that_replays(live, tmp_path):
     assert sorted(int(p.split("+step+")[1].split("+")[0]) for p in images) == [0, 1, 2]
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("faults_server")  # one worker starts (and kills) the module's server
 def test_a_refused_call_raises_and_is_not_kept(live, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     client = DeliveringClient(MlflowClient(live.url))
@@ -169,6 +174,7 @@ def test_a_locked_database_is_retried():
     assert len(calls) == 4  # not retried
 
 
+@pytest.mark.slow
 def test_eight_runs_started_together_on_a_fresh_sqlite_store(tmp_path):
     """Started in the same second, each still gets its own output folder (the run dir holds the pid), so no run
     logs another's checkpoint."""

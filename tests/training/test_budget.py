@@ -15,6 +15,7 @@ from fer.training.optim import build_schedule
 BUDGET_MIN = 0.4
 
 
+@pytest.mark.slow
 def test_laptop_recipe_on_synthetic_data_ends_its_schedule_within_the_budget(tmp_path, empty_store):
     shutil.copy(empty_store, tmp_path / "mlflow.db")
     proc = call_fer("fer.train", "experiment=laptop", "data=synthetic", "data.path=null", "data.n_train=960",

@@ -10,10 +10,12 @@ import subprocess
 import sys
 
 import pytest
-from helpers import QUICK, run_fer, store
+from helpers import QUICK, SLIM_CNN, run_fer, store
+
+pytestmark = pytest.mark.slow  # two processes a run, three launchers
 
 N_VAL, N_TEST = 161, 160  # odd: a padded share would count a row twice
-ARGS = [*QUICK, f"data.n_val={N_VAL}", f"data.n_test={N_TEST}", "explain=none", "trainer=ddp",
+ARGS = [*QUICK, *SLIM_CNN, f"data.n_val={N_VAL}", f"data.n_test={N_TEST}", "explain=none", "trainer=ddp",
         "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true"]
 
 
