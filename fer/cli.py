@@ -9,8 +9,7 @@ import sys
 import hydra
 
 from fer.config.hydra_errors import reports_config_errors
-from fer.config.options import CONFIG_PATH
-from fer.config.schema import register_schemas
+from fer.config.options import CONFIG_PATH, register_configs
 from fer.errors import guarded
 
 
@@ -23,7 +22,7 @@ def entry_point(config_name: str, schemas: dict[str, type] | None = None, takes_
     With `takes_model_uri`, `model=models:/…` on the command line sets the key `model_uri`: Hydra would read
     `model=` as a choice of training's config group `model/`, which a command that restores a model has no use
     for."""
-    register_schemas(schemas)
+    register_configs(schemas)
 
     def decorate(main):
         composed = hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(guarded(main))

@@ -4,7 +4,9 @@ killed next do not lose or interleave them."""
 
 from __future__ import annotations
 
+import logging
 import sys
+import warnings
 
 
 def say(text: str, *, err: bool = False, console=None) -> None:
@@ -13,3 +15,24 @@ def say(text: str, *, err: bool = False, console=None) -> None:
         console.print(f"fer: {text}", markup=False, soft_wrap=True)
     else:
         print(f"fer: {text}", file=sys.stderr if err else sys.stdout, flush=True)
+
+
+QUIET_LOGGERS = {  # logger → what it says at INFO that is not news to a user of fer
+    "mlflow": "creating its database tables, 'View run' links, system metrics starting and stopping",
+    "alembic": "MLflow's schema migrations",
+    "pytorch_lightning.utilities.rank_zero": "GPU/TPU available, loading `train_dataloader`, fit stopped, tips",
+    "pytorch_lightning.accelerators": "the CUDA devices each process sees",
+    "lightning_fabric.utilities": "distributed processes registered, seeds",
+}
+LIBRARIES = r"(mlflow|alembic|sqlalchemy|captum|pytorch_lightning|lightning_fabric|lightning_utilities|torch|" \
+            r"torchmetrics|torchvision|kornia|hydra|omegaconf|optuna|submitit|matplotlib|PIL|cv2|numpy|pydantic)\b"
+
+
+def quiet_libraries() -> None:
+    """Library INFO lines and warnings stay off the terminal, so fer's own lines are what a user reads there.
+    Called as a command starts, after the libraries configured their loggers (MLflow resets its child loggers
+    when it is imported). `python -W default -m fer.…` (or PYTHONWARNINGS) shows the warnings again."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if not sys.warnoptions:
+        warnings.filterwarnings("ignore", module=LIBRARIES)

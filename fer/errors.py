@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from fer.console import say
+from fer.console import quiet_libraries, say
 
 F = TypeVar("F", bound=Callable)
 
@@ -53,10 +53,12 @@ def unusable_folder(e: OSError) -> FerError | None:
 
 
 def guarded(fn: F) -> F:
-    """Print a FerError (or a folder fer cannot write) as `fer: error: …` and exit 2 instead of a traceback."""
+    """Print a FerError (or a folder fer cannot write) as `fer: error: …` and exit 2 instead of a traceback.
+    Every command runs through here, so here the libraries' own chatter is quieted too."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        quiet_libraries()
         try:
             return fn(*args, **kwargs)
         except (FerError, OSError) as e:

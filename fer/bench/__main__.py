@@ -46,7 +46,7 @@ from fer.registry import Registry
 from fer.runs.validate import validate
 from fer.training.module import FERModule
 from fer.training.optim import build_optimizer
-from fer.training.trainer import device_kwargs, quiet_lightning
+from fer.training.trainer import device_kwargs
 
 
 @dataclass
@@ -243,7 +243,6 @@ def check(cfg) -> None:
 def run(cfg) -> dict:
     validate(cfg)
     check(cfg)
-    quiet_lightning()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     device = root_device(cfg)
     clock = Clock(device)

@@ -5,6 +5,7 @@ Also the job's own context: its overrides and its output folder."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ class Launcher:
     # cluster's jobs; otherwise the jobs run in local worker processes, which are told and waited for
     ddp: bool  # each job is its own allocation with its own tasks, so it may train with DDP
     preemptible: bool  # a cluster may preempt a job; submitit then requeues it, and it resumes its run
+    needs: str = ""  # a program the launching machine must have on PATH
 
 
 SUBMITIT = "hydra_plugins.hydra_submitit_launcher.submitit_launcher."
@@ -29,7 +31,7 @@ LAUNCHERS = {  # by the launcher config's _target_
     "hydra._internal.core_plugins.basic_launcher.BasicLauncher": Launcher("basic", True, False, False),
     "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher": Launcher("joblib", False, False, False),
     f"{SUBMITIT}LocalLauncher": Launcher("submitit_local", True, True, True),
-    f"{SUBMITIT}SlurmLauncher": Launcher("submitit_slurm", True, True, True),
+    f"{SUBMITIT}SlurmLauncher": Launcher("submitit_slurm", True, True, True, needs="sbatch"),
 }
 OTHER = Launcher("other", stops_here=False, ddp=False, preemptible=False)  # what fer assumes of one it does not know
 
@@ -56,6 +58,17 @@ def check_launch(cfg) -> None:
         raise ConfigError("trainer.strategy", "auto inside a multirun sweep on this launcher (DDP runs one command "
                           "at a time; hydra/launcher=submitit_slurm gives each job its own processes)",
                           cfg.trainer.strategy)
+
+
+def check_launcher(config) -> None:
+    """A launcher that needs a program this machine does not have (SLURM's sbatch) is refused as the sweep
+    starts, before any run exists."""
+    launcher = launcher_of(config.hydra.launcher)
+    if launcher.needs and shutil.which(launcher.needs) is None:
+        chosen = config.hydra.runtime.choices.get("hydra/launcher", launcher.name)
+        raise ConfigError("hydra/launcher", f"a launcher this machine can run: {launcher.name} submits jobs with "
+                          f"`{launcher.needs}`, which is not on PATH here (on a SLURM login node it is; "
+                          "hydra/launcher=slurm_local runs the same jobs on this machine)", chosen)
 
 
 def job_overrides() -> list[str]:

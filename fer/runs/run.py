@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +26,17 @@ from fer.tracking import tags
 from fer.tracking.lineage import dataset_inputs
 from fer.tracking.logged_model import log_and_register
 from fer.tracking.logger import ResumedLogger, RunLogger
-from fer.tracking.store import client_for, experiment_id, run_url, set_tags, start_run, store_lock, ui_command
+from fer.tracking.store import (
+    artifact_bytes,
+    client_for,
+    experiment_id,
+    megabytes,
+    run_url,
+    set_tags,
+    start_run,
+    store_lock,
+    ui_command,
+)
 
 
 @dataclass
@@ -87,7 +96,6 @@ class TrackedRun:
     def watch_system(self, every_s: float) -> None:
         """MLflow's system-metrics monitor (CPU, memory, disk, network; GPU with nvidia-ml-py) on this run,
         sampled every `every_s` seconds into `system/…` metrics, continuing the steps of a resumed run."""
-        logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # its start and stop are not news
         self.monitor = SystemMetricsMonitor(self.run_id, sampling_interval=every_s, resume_logging=self.resumed,
                                             tracking_uri=self.client.tracking_uri)
         self.monitor.start()
@@ -182,13 +190,30 @@ class TrackedRun:
         self.client.set_terminated(self.run_id, "FINISHED")
 
     def result(self, test_acc: float, best_val_acc: float) -> RunResult:
-        """The run's numbers, said with where to look at it."""
+        """The run's numbers, said with where to look at it (a sweep's job leaves that to the sweep's end)."""
         result = RunResult(self.run_id, self.experiment_id, test_acc, best_val_acc)
         say(f"run {self.name} ({self.run_id}) finished: test_acc {test_acc:.4f}, "
             f"best val_acc {best_val_acc:.4f}")
-        say(f"open it with: {ui_command(self.tracking)}")
-        say(f"  then {run_url(self.tracking, self.experiment_id, self.run_id)}")
+        url = run_url(self.tracking, self.experiment_id, self.run_id)
+        if self.in_sweep:  # its own link (a link in the UI drops the model-training side); the UI command once
+            say(f"  {url}")
+        else:
+            say(f"open it with: {ui_command(self.tracking)}")
+            say(f"  then {url}")
+            if footprint := self._footprint():
+                say(footprint)
         return result
+
+    def _footprint(self) -> str | None:
+        """What the run occupies: its artifacts in the store (checkpoints apart) and its local checkpoints."""
+        try:
+            stored = artifact_bytes(self.client, self.run_id)
+        except (MlflowException, OSError):  # the store is away: its share cannot be read now
+            return None
+        local = sum(f.stat().st_size for f in self.checkpoint_dir.glob("*.ckpt"))
+        checkpoints = stored.get("checkpoints", 0)
+        return (f"it occupies {megabytes(sum(stored.values()))} in its artifact store ({megabytes(checkpoints)} of "
+                f"it checkpoints: last and best) and {megabytes(local)} of checkpoints in {self.checkpoint_dir}")
 
 
 class JoinedRun(TrackedRun):

@@ -23,19 +23,19 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from mlflow.exceptions import MlflowException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from fer.console import say
-from fer.errors import EXIT_BAD_INPUT, EXIT_CODES, ConfigError
+from fer.errors import EXIT_BAD_INPUT, EXIT_CODES, ConfigError, FerError
 from fer.runs.ending import Stopped
 from fer.runs.job import JOBS_DIR, PARENT_FILE, SIGNALS, STOPPED_FILE
-from fer.runs.launchers import launcher_of
+from fer.runs.launchers import check_launcher, launcher_of
 from fer.runs.resume import own_overrides
 from fer.sweeps.comparison import log_comparison
 from fer.tracking import tags
 from fer.tracking.logged_model import register
 from fer.tracking.provenance import TRAIN_COMMAND, provenance_tags
-from fer.tracking.store import client_for, experiment_id, run_url
+from fer.tracking.store import client_for, experiment_id, report_command, run_url, ui_command
 
 ENDED_WELL = ("FINISHED", "PRUNED", "RETRIED")  # a job's comparison status that does not fail its sweep
 
@@ -50,6 +50,14 @@ class SweepCallback(Callback):
         self.stops_here = True
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        try:  # Hydra turns an exception raised in a callback into a warning and sweeps on
+            preflight(config)
+            self._open(config)
+        except FerError as error:
+            say(f"error: {error}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+
+    def _open(self, config: DictConfig) -> None:
         client = client_for(config.tracking.uri)
         exp_id = experiment_id(client, config.tracking)
         sweep_dir = Path(str(config.hydra.sweep.dir))
@@ -125,7 +133,23 @@ class SweepCallback(Callback):
             state = "aborted by a failing job" if aborted else f"{len(failed)} not finished" + (
                 f", {pruned} pruned" if pruned else "")
             say(f"sweep {parent_id}: {len(jobs)} jobs, {state}; comparison in the parent run")
-        say(f"  {url}")
+        say(f"open it with: {ui_command(config.tracking)}")
+        say(f"  then {url}")
+        if jobs:
+            say(f"the homework's answers from it: {report_command(config.tracking, parent_id)}")
+
+
+def preflight(config: DictConfig) -> None:
+    """What the sweep needs, checked before its parent run exists: the launcher's program, and with fer's Optuna
+    sweeper its settings and its study's storage (reached, its driver installed)."""
+    check_launcher(config)
+    sweeper = config.hydra.sweeper
+    if str(sweeper.get("_target_", "")).endswith(".FerOptunaSweeper"):
+        from fer.sweeps.optuna_sweeper import OptunaSearch  # optuna only for a search
+
+        settings = OmegaConf.to_container(sweeper, resolve=True)
+        settings.pop("_target_")
+        OptunaSearch(**settings).check_storage(Path(str(config.hydra.sweep.dir)))
 
 
 def register_best(client, parent_id: str, tracking: DictConfig) -> None:
@@ -139,16 +163,13 @@ def register_best(client, parent_id: str, tracking: DictConfig) -> None:
 
 
 def _sweep_parent_run(client, run_id: str):
-    """The parent run `resume=` names in a multirun; anything else stops the sweep before it starts (Hydra would
-    only warn about an exception raised here)."""
+    """The parent run `resume=` names in a multirun; anything else stops the sweep before it starts."""
     try:
         run = client.get_run(run_id)
     except MlflowException:
         run = None
     if run is None or run.data.tags.get(tags.ROLE) != tags.SWEEP_ROLE:
-        error = ConfigError("resume", f"the id of a sweep's parent run in {client.tracking_uri} to continue", run_id)
-        say(f"error: {error}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        raise ConfigError("resume", f"the id of a sweep's parent run in {client.tracking_uri} to continue", run_id)
     return run
 
 

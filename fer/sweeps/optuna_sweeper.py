@@ -109,6 +109,12 @@ class OptunaSearch:
         self.heartbeat_s, self.max_retry = heartbeat_s, max_retry  # the pruner is read by each trial's job
         self.params = {str(k): str(v) for k, v in (params or {}).items()}
 
+    def check_storage(self, sweep_dir: Path) -> None:
+        """The study's storage reached (FerError naming it if not), before the sweep's parent run is created."""
+        storage = make_storage(self.storage, sweep_dir, self.heartbeat_s, self.max_retry)
+        if isinstance(storage, optuna.storages.RDBStorage):
+            storage.engine.dispose()
+
     def sweep(self, arguments: list[str], config: DictConfig, launcher, validate_batch_is_legal) -> optuna.Study:
         """Run `n_trials` trials of the search `arguments` (with `params`) through `launcher`; the study."""
         space, fixed = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))

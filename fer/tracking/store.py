@@ -8,6 +8,7 @@ training or lose what it was sent (`python -m fer.delivery replay <spool>` deliv
 from __future__ import annotations
 
 import fcntl
+import shlex
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -142,12 +143,33 @@ def set_tags(client: MlflowClient, run_id: str, tags: dict[str, str]) -> None:
     client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
+def artifact_bytes(client, run_id: str, path: str | None = None) -> dict[str, int]:
+    """The bytes a run's artifacts occupy in its store, by top-level folder (or file)."""
+    sizes: dict[str, int] = {}
+    for item in client.list_artifacts(run_id, path):
+        top = item.path.split("/")[0]
+        held = sum(artifact_bytes(client, run_id, item.path).values()) if item.is_dir else item.file_size or 0
+        sizes[top] = sizes.get(top, 0) + held
+    return sizes
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB"
+
+
 def ui_command(tracking) -> str:
     """The command that opens the MLflow UI on this store, bound to loopback only."""
     uri = resolve_uri(tracking.uri)
     if uri.startswith("http"):
         return f"open {uri}"
     return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+
+
+def report_command(tracking, sweep_id: str) -> str:
+    """The command that writes the report of a sweep tracked in this store (fer/report.py)."""
+    uri = resolve_uri(tracking.uri)
+    where = "" if uri == resolve_uri("sqlite:///mlflow.db") else f" --uri {shlex.quote(uri)}"
+    return f"python -m fer.report {sweep_id}{where}"
 
 
 UI_MODEL_TRAINING = "workflowType=machine_learning"  # the UI's own switch; its default side is GenAI

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import time
-import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -17,17 +15,6 @@ from fer.training.ema import EMA
 # ranks > 0 re-run the command and join rank 0's run (fer/runs/ddp.py): only launchers that re-run it
 STRATEGIES = Registry("trainer.strategy", {"auto": "one process", "ddp": "one process per device",
                                            "ddp_find_unused_parameters_true": "ddp, for models with unused parameters"})
-
-
-def _no_tips(record: logging.LogRecord) -> bool:
-    return "💡 Tip" not in record.getMessage()
-
-
-def quiet_lightning() -> None:
-    """Lightning advertises its cloud products at every start, and torch warns about its own treespec API: the
-    noise hides fer's own lines. Called where fer builds a Trainer."""
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_no_tips)
-    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
 
 
 class ProgressBar(RichProgressBar):
@@ -52,7 +39,6 @@ def build_trainer(cfg, logger, callbacks: list, ckpt_dir: Path, started: float |
     so the checkpoint directory is given explicitly). With `ema_decay`, the EMA callback comes before the
     checkpoint, so what is validated and saved is the average. With `budget_min`, training ends that many
     minutes after `started` (a `time.monotonic()` reading; default now), its schedule fitted to the time."""
-    quiet_lightning()
     budget = [TimeBudget(cfg.budget_min, started or time.monotonic())] if cfg.get("budget_min") else []
     ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="best-{epoch:02d}", monitor="val_acc", mode="max",
                            save_last=True, auto_insert_metric_name=False)
@@ -79,6 +65,5 @@ def build_trainer(cfg, logger, callbacks: list, ckpt_dir: Path, started: float |
 
 def inference_trainer(accelerator: str, logger=False, callbacks=()) -> pl.Trainer:
     """A Trainer for test or predict on a restored model: one device, no checkpoints."""
-    quiet_lightning()
     return pl.Trainer(accelerator=accelerator, devices=1, logger=logger, callbacks=list(callbacks),
                       enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)

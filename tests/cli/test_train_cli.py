@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import CNN_ARGS, artifact_bytes, assert_complete_run, composed
+from helpers import CNN_ARGS, artifact_bytes, assert_complete_run, call_fer, composed
 
 from fer.data.synthetic import generate
 from fer.labels import EMOTIONS
@@ -73,3 +73,15 @@ def test_a_newcomer_on_the_real_csv_is_told_the_laptop_recipe():
     for chosen in ("model=vgg16", "experiment=laptop"):  # a user who chose is not second-guessed
         assert recipe_hint(composed("data=fer2013", "data.path=x.csv"), ["data.path=x.csv", chosen]) is None
     assert recipe_hint(composed(), []) is None  # the embedded synthetic faces
+
+
+@pytest.mark.parametrize("command", ["fer.train", "fer.evaluate"])
+def test_help_lists_the_option_groups_not_the_schemas(command, tmp_path):
+    proc = call_fer(command, "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "schema" not in proc.stdout and proc.stdout.startswith(f"python -m {command} [")
+    if command == "fer.train":
+        assert "\n  model: cnn, dnn, dnn_matched, resnet, vgg16, vgg19\n" in proc.stdout
+        assert "\n  hydra/launcher (with -m): basic, joblib, slurm, slurm_local\n" in proc.stdout
+    else:
+        assert "Option groups" not in proc.stdout and "run_id: null" in proc.stdout

@@ -11,6 +11,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from helpers import write_photos
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow  # a wheel, a venv and every command as a process
@@ -20,6 +21,14 @@ def run(*args, cwd: Path, env: dict | None = None) -> subprocess.CompletedProces
     proc = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     assert proc.returncode == 0, f"{args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def only_fer_lines(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """No library's warning or log line on the terminal: every line is fer's own."""
+    foreign = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip() and
+               not line.startswith("fer: ")]
+    assert not foreign, "\n".join(foreign)
     return proc
 
 
@@ -56,8 +65,9 @@ def test_installed_wheel_runs_every_command_from_an_empty_folder(venv_python, tm
                "print(r.files('fer.conf').joinpath('hydra/launcher/slurm.yaml').is_file())")
     assert run(venv_python, "-c", shipped, cwd=tmp_path).stdout.strip() == "True"  # configs two folders deep too
 
-    train = run(venv_python, "-m", "fer.train", "data.limit=256", "trainer.max_epochs=1", "trainer.progress_bar=false",
-                "explain.filters.steps=20", cwd=tmp_path)  # every explanation, with a short gradient ascent
+    train = only_fer_lines(run(venv_python, "-m", "fer.train", "data.limit=256", "trainer.max_epochs=1",
+                               "trainer.progress_bar=false", "explain.filters.steps=20", cwd=tmp_path))  # every
+    # explanation, with a short gradient ascent
     run_id = next(line.split("(")[1].split(")")[0] for line in train.stdout.splitlines() if " finished: " in line)
     assert (tmp_path / "mlflow.db").is_file() and (tmp_path / "mlruns").is_dir()
 
@@ -66,9 +76,15 @@ def test_installed_wheel_runs_every_command_from_an_empty_folder(venv_python, tm
     run(venv_python, "-m", "fer.predict", f"run_id={run_id}", "data=synthetic", "data.limit=32",
         "output=predictions.csv", cwd=tmp_path)
     assert len((tmp_path / "predictions.csv").read_text().splitlines()) == 33
+    photos = write_photos(tmp_path / "photos")
+    predicted = run(venv_python, "-m", "fer.predict", f"run_id={run_id}", "images=photos", cwd=tmp_path)
+    assert len((tmp_path / "predictions" / "predictions.csv").read_text().splitlines()) == 1 + sum(photos.values())
+    only_fer_lines(predicted)
 
-    sweep = run(venv_python, "-m", "fer.train", "-m", "norm=none,standardize", "data.limit=64", "trainer.max_epochs=1",
-                "trainer.progress_bar=false", "explain=none", cwd=tmp_path)
+    sweep = only_fer_lines(run(venv_python, "-m", "fer.train", "-m", "norm=none,standardize", "data.limit=64",
+                               "trainer.max_epochs=1", "trainer.progress_bar=false", "explain=none", cwd=tmp_path))
     assert sweep.stdout.count(" finished: ") == 2 and "comparison in the parent run" in sweep.stdout
-    report = run(venv_python, "-m", "fer.report", "fer", cwd=tmp_path)
+    assert sweep.stdout.count("fer: open it with: mlflow ui") == 1 and "fer: the homework's answers from it: " \
+        "python -m fer.report " in sweep.stdout  # once for the sweep, not once a job
+    report = only_fer_lines(run(venv_python, "-m", "fer.report", "fer", cwd=tmp_path))
     assert "logged to sweep run" in report.stdout and (tmp_path / "report.html").stat().st_size > 10_000

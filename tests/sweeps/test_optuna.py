@@ -7,7 +7,7 @@ import shutil
 
 import optuna
 import pytest
-from helpers import call_fer, store
+from helpers import call_fer, run_fer, store
 
 FAST = ["data.n_train=160", "data.n_val=64", "data.n_test=64", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
         "trainer.progress_bar=false", "explain=none"]
@@ -56,12 +56,33 @@ def test_three_trials_are_child_runs_and_the_parent_records_the_best(tmp_path):
 @pytest.mark.parametrize("override,expected", [
     ("hydra.sweeper.pruner=foo", "config key 'hydra.sweeper.pruner': expected one of none, median, hyperband, got "
                                  "'foo'"),
+    ("hydra.sweeper.direction=up", "config key 'hydra.sweeper.direction': expected maximize or minimize"),
     ("hydra.sweeper.storage=postgresql+psycopg2://fer@127.0.0.1:1/none",
      "hydra.sweeper.storage=postgresql+psycopg2://fer@127.0.0.1:1/none: the study's database cannot be used"),
+    ("hydra.sweeper.storage=postgresql+psycopg://fer@127.0.0.1:1/none",  # psycopg 3: its driver is not installed
+     "hydra.sweeper.storage=postgresql+psycopg://fer@127.0.0.1:1/none: the study's database cannot be used (the "
+     "Python driver postgresql+psycopg:// asks for is not installed; pip install it)"),
+    ("hydra/launcher=slurm", "config key 'hydra/launcher': expected a launcher this machine can run: submitit_slurm "
+                             "submits jobs with `sbatch`, which is not on PATH here"),
 ])
-def test_a_bad_search_setting_is_one_line(tmp_path, empty_store, override, expected):
+def test_a_bad_search_setting_is_one_line_before_any_run(tmp_path, empty_store, override, expected):
+    """A setting the search cannot use, a study storage it cannot reach or a launcher this machine lacks: one line,
+    and no parent run left FAILED for it."""
     shutil.copy(empty_store, tmp_path / "mlflow.db")
     proc = call_fer("fer.train", "-m", "hparams_search=optuna", override, *FAST, cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("fer: error: ")]
     assert len(errors) == 1 and errors[0].startswith(f"fer: error: {expected}"), proc.stderr
+    client = store(tmp_path)
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
+
+
+@pytest.mark.slow
+def test_a_slurm_sweep_on_a_machine_without_slurm_is_one_line_from_a_real_process(tmp_path):
+    proc = run_fer("fer.train", "-m", "hydra/launcher=slurm", "model=cnn,dnn", *FAST, cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "fer: error: config key 'hydra/launcher': expected a launcher this machine can run: submitit_slurm submits "
+        "jobs with `sbatch`, which is not on PATH here (on a SLURM login node it is; hydra/launcher=slurm_local runs "
+        "the same jobs on this machine), got 'slurm'"]
+    assert not (tmp_path / "mlflow.db").exists()

@@ -41,7 +41,7 @@ def test_a_sweep_and_its_runs_in_the_ui_on_the_model_training_side(mlflow_server
             tmp_path / "chromium-profile", executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
             viewport={"width": 1400, "height": 1000})
         page = browser.new_page()
-        printed = re.findall(rf"fer:   ({re.escape(url)}/#/experiments/\S+)", proc.stdout)[-1]
+        printed = re.findall(rf"fer:   then ({re.escape(url)}/#/experiments/\S+)", proc.stdout)[-1]
         assert parent.info.run_id in printed
         page.goto(printed)
         expect(page.get_by_role("link", name="Model registry")).to_be_visible(timeout=WAIT)  # not the GenAI side
@@ -52,7 +52,7 @@ def test_a_sweep_and_its_runs_in_the_ui_on_the_model_training_side(mlflow_server
 
         name, run_id = sorted(children.items())[0]
         # in the UI a link to another page drops the side the URL chose; fer prints each run's own link
-        page.goto(next(u for u in re.findall(r"fer:   then (\S+)", proc.stdout) if run_id in u))
+        page.goto(next(u for u in re.findall(r"fer:   (\S+)", proc.stdout) if run_id in u))
         expect(page.get_by_role("link", name="Model registry")).to_be_visible(timeout=WAIT)
         for text in (getpass.getuser(), "train.py", "synthetic-train", "Logged models (1)"):
             expect(page.get_by_text(text).filter(visible=True).first).to_be_visible(timeout=WAIT)
