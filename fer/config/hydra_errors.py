@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
+import shlex
 import typing
 
 from hydra.errors import (
@@ -37,14 +39,37 @@ def type_name(tp, plural: bool = False) -> str:
     return _TYPE_NAMES.get(tp, ("a value", "values"))[plural]
 
 
+def hydra_quoted(value: str) -> str:
+    """`value` as a quoted string of Hydra's override grammar, which reads back exactly as `value`."""
+    quote = "'" if "'" not in value or '"' in value else '"'
+    doubled = re.sub(rf"(\\+)(?={quote}|$)", lambda m: m[1] * 2, value)  # backslashes before a quote or the end
+    return quote + doubled.replace(quote, "\\" + quote) + quote
+
+
+def shell_word(override: str) -> str:
+    """`key=value` with the value quoted for Hydra, quoted again for the shell that passes it on."""
+    key, _, value = override.partition("=")
+    word = f"{key}={hydra_quoted(value)}"
+    return '"' + word.replace('"', '\\"') + '"' if not re.search(r"[$`\\!]", word) else shlex.quote(word)
+
+
+def unquoted(override: str) -> ConfigError:
+    """An override whose value Hydra's grammar cannot read unquoted (a path with spaces and brackets, non-ASCII
+    letters, `=`, `~`, `#`, `&`, a comma …): the exact form that passes it as one string."""
+    key, _, value = override.partition("=")
+    return ConfigError(key, f"a value Hydra's override grammar reads; to pass this one as it is, write "
+                            f"{shell_word(override)}", value)
+
+
 def composition_error(e: Exception) -> FerError:
     """What Hydra reports in several lines, as one."""
     if isinstance(e, MissingConfigException) and e.options:
         group, _, name = e.missing_cfg_file.rpartition("/")
         return ConfigError(group, "one of " + ", ".join(e.options), name)
     if isinstance(e, OverrideParseException):
-        return ConfigError(e.override.partition("=")[0], "a value in Hydra's override syntax "
-                           "(https://hydra.cc/docs/advanced/override_grammar/basic)", e.override.partition("=")[2])
+        return unquoted(e.override)
+    if ambiguous := re.match(r"Ambiguous value for argument '(.*)'\n", str(e)):  # a comma outside a sweep
+        return unquoted(ambiguous[1])
     cause = e.__cause__
     if isinstance(cause, OmegaConfBaseException) and cause.full_key:
         owner, parent = cause.object_type, cause.parent_node

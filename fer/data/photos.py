@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fer.data.images import open_image
 from fer.errors import ConfigError, DataError
 from fer.labels import IMAGE_SIZE
 from fer.registry import Registry
@@ -58,13 +58,7 @@ def photo_files(path: str | Path) -> list[Path]:
 
 def read_photo(path: Path) -> np.ndarray:
     """The photo upright (EXIF orientation applied) as RGB uint8 (H, W, 3); DataError when it is no image."""
-    try:
-        with Image.open(path) as image:
-            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-    except UnidentifiedImageError:
-        raise DataError(path, f"not an image Pillow can read (expected one of {', '.join(SUFFIXES)})") from None
-    except (OSError, ValueError) as e:
-        raise DataError(path, f"a damaged image ({str(e).splitlines()[0][:120]})") from None
+    return np.asarray(open_image(path, f"one of {', '.join(SUFFIXES)}").convert("RGB"))
 
 
 def grayscale(rgb: np.ndarray) -> np.ndarray:

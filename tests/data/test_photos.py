@@ -62,14 +62,14 @@ def test_bad_files_are_said_once_each_and_the_rest_goes_on(tmp_path):
              faces_in(tmp_path / "photos", photo_files(tmp_path / "photos"), "cascade", 0.2, said.append)}
     assert found == {k: v for k, v in expected.items() if v}
     assert said == ["coffee.webp: no face found",
-                    f"skipped {tmp_path / 'photos' / 'notes.jpg'}: not an image Pillow can read (expected one of "
-                    ".jpg, .jpeg, .png, .webp, .bmp)"]
+                    f"skipped {tmp_path / 'photos' / 'notes.jpg'}: cannot decode image: not an image Pillow can read; "
+                    "expected one of .jpg, .jpeg, .png, .webp, .bmp"]
 
 
 def test_a_truncated_photo_is_said_as_damaged(tmp_path):
     Image.fromarray(astronaut()).save(tmp_path / "cut.jpg")
     (tmp_path / "cut.jpg").write_bytes((tmp_path / "cut.jpg").read_bytes()[:4000])
-    with pytest.raises(DataError, match=r"cut.jpg: a damaged image \("):
+    with pytest.raises(DataError, match=r"cut.jpg: cannot decode image: damaged \("):
         read_photo(tmp_path / "cut.jpg")
 
 
@@ -80,3 +80,22 @@ def test_a_folder_without_photos_and_a_missing_path_are_errors(tmp_path):
         photo_files(tmp_path / "empty")
     with pytest.raises(DataError, match="no such file or folder"):
         photo_files(tmp_path / "nowhere")
+
+
+def test_a_16_bit_photo_is_read_at_its_depth_and_one_too_large_is_skipped(tmp_path, monkeypatch):
+    """Pillow's 8-bit conversion clips 16-bit gray to white; a file past its pixel limit ends only itself."""
+    gray = np.asarray(Image.fromarray(astronaut()).convert("L"), dtype=np.uint16)
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(gray * 257).save(tmp_path / "photos" / "deep.png")  # 16-bit: what 8-bit 0–255 was
+    assert Image.open(tmp_path / "photos" / "deep.png").mode == "I;16"
+    Image.new("L", (600, 600)).save(tmp_path / "photos" / "huge.png")
+    Image.fromarray(astronaut()).save(tmp_path / "photos" / "later.jpg")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 140_000)  # refused past twice this, 280,000: 600² is, 512² is not
+    said = []
+    found = {name: faces for name, _, faces in
+             faces_in(tmp_path / "photos", photo_files(tmp_path / "photos"), "cascade", 0.2, said.append)}
+    assert sorted(found) == ["deep.png", "later.jpg"]
+    (deep,), (later,) = found["deep.png"], found["later.jpg"]
+    assert centre_on_face(deep.box) and np.abs(deep.pixels.astype(int) - later.pixels).mean() < 8
+    assert said == [f"skipped {tmp_path / 'photos' / 'huge.png'}: 360,000 pixels, more than Pillow decodes safely "
+                    "(280,000); scale it down"]

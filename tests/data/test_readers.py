@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 from helpers import faces, pixel_text, save, write_fer_csv, write_hw3
+from PIL import Image
 
 from fer.data.readers import ReadResult, read_fer2013, read_folder, read_hw3
 from fer.data.splits import UNLABELED
@@ -193,6 +194,19 @@ def test_folder_reader(tmp_path, capsys):
     test = result.splits["test"]
     assert test.labels.tolist() == [6] and test.ids.tolist() == ["test/neutral/t.png"]
     np.testing.assert_array_equal(test.images[0], images[4])
+
+
+def test_folder_in_the_adjective_naming_with_16_bit_images(tmp_path):
+    """The popular release whose class folders are adjectives (disgusted, fearful, surprised), and a 16-bit PNG
+    read at its depth, not clipped to white."""
+    images = faces(7, 4)
+    for label, name in enumerate(["angry", "disgusted", "fearful", "happy", "sad", "surprised", "neutral"]):
+        save(tmp_path / f"train/{name}/{label}.png", images[label])
+    Image.fromarray(images[3].astype(np.uint16) * 257).save(tmp_path / "train/happy/deep.png")
+    train = read_folder(tmp_path).splits["train"]
+    assert train.labels.tolist() == [0, 1, 2, 3, 3, 4, 5, 6]
+    assert train.ids.tolist()[3:5] == ["train/happy/3.png", "train/happy/deep.png"]
+    np.testing.assert_array_equal(train.images[4], images[3])
 
 
 def test_folder_without_test(tmp_path):

@@ -1,5 +1,5 @@
 """The image-folder releases of FER2013 (`data=folder`): root/train/<class>/* and optionally root/test/<class>/*,
-class folders named by emotion or by label number."""
+class folders named by emotion (in either public release's words) or by label number."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from fer.console import say
+from fer.data.images import open_image
 from fer.data.readers.base import ReadResult, check_mode
 from fer.data.splits import Split
 from fer.errors import DataError
@@ -15,9 +16,16 @@ from fer.labels import EMOTIONS, IMAGE_SIZE, NUM_CLASSES
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 GRAY_MODES = ("L", "1", "I;16", "I", "LA")  # PIL modes that hold gray levels only (LA: gray with alpha)
-CLASS_FOLDERS = {**{e.lower(): i for i, e in enumerate(EMOTIONS)}, **{str(i): i for i in range(NUM_CLASSES)}}
-_FOLDER_LAYOUT = (f"train/<class>/*.png|jpg|jpeg|bmp and optionally test/<class>/*, class folders named "
-                  f"{', '.join(e.lower() for e in EMOTIONS)} or 0–{NUM_CLASSES - 1}")
+# the class folders as FER2013's image releases name them: the emotion (angry, disgust, …: the common Kaggle
+# release), its adjective (disgusted, fearful, surprised: another popular one), its noun (anger, happiness, …:
+# FER+'s words) or the label number
+ADJECTIVES = {"disgusted": 1, "fearful": 2, "surprised": 5}
+NOUNS = {"anger": 0, "happiness": 3, "sadness": 4}
+CLASS_FOLDERS = {**{e.lower(): i for i, e in enumerate(EMOTIONS)}, **ADJECTIVES, **NOUNS,
+                 **{str(i): i for i in range(NUM_CLASSES)}}
+_NAMINGS = (f"{', '.join(e.lower() for e in EMOTIONS)} (or {', '.join(ADJECTIVES)}; {', '.join(NOUNS)}) "
+            f"or 0–{NUM_CLASSES - 1}")
+_FOLDER_LAYOUT = f"train/<class>/*.png|jpg|jpeg|bmp and optionally test/<class>/*, class folders named {_NAMINGS}"
 
 
 def read_folder(root, on_bad_row: str = "error") -> ReadResult:
@@ -59,28 +67,24 @@ def _read_image_split(root: Path, folder: Path, on_bad_row: str, skipped: list, 
     for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         label = CLASS_FOLDERS.get(class_dir.name.lower())
         if label is None:
-            raise DataError(class_dir, f"unknown class folder '{class_dir.name}'; expected one of "
-                            f"{', '.join(e.lower() for e in EMOTIONS)} or 0–{NUM_CLASSES - 1}")
+            raise DataError(class_dir, f"unknown class folder '{class_dir.name}'; expected one of {_NAMINGS}")
         files += [(label, p.relative_to(root).as_posix(), p) for p in class_dir.iterdir()
                   if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()]
     if not files:
-        raise DataError(folder, f"no images; expected <class>/*.png|jpg|jpeg|bmp with classes "
-                        f"{', '.join(e.lower() for e in EMOTIONS)} or 0–{NUM_CLASSES - 1}")
+        raise DataError(folder, f"no images; expected <class>/*.png|jpg|jpeg|bmp with classes {_NAMINGS}")
     files.sort(key=lambda f: f[:2])
 
     images = np.empty((len(files), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     decoded = []
     for i, (_, rel, file) in enumerate(files):
         try:
-            with Image.open(file) as img:
-                gray = img.convert("L")
-                mode = img.mode
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-            problem = f"cannot decode image ({e}); expected a {'/'.join(IMAGE_EXTENSIONS)} image"
+            img = open_image(file, f"a {'/'.join(IMAGE_EXTENSIONS)} image")
+        except DataError as e:
             if on_bad_row == "error":
-                raise DataError(file, problem) from None
-            skipped.append((i + 1, f"{rel}: {problem}"))
+                raise
+            skipped.append((i + 1, f"{rel}: {e.problem}"))
             continue
+        gray, mode = img.convert("L"), img.mode
         if mode not in GRAY_MODES:
             coloured.append((rel, mode))
         if gray.size != (IMAGE_SIZE, IMAGE_SIZE):
