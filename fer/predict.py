@@ -7,6 +7,7 @@ faces in ordinary photos (fer/data/photos.py) into `predictions.csv` and annotat
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from fer.cli import entry_point
 from fer.console import say
 from fer.data.photos import check_detection, faces_in, photo_files
 from fer.data.splits import Split
+from fer.errors import EXIT_CODES
+from fer.runs.ending import stop_cause, stops_between_items
 from fer.runs.restore import restore, restore_model, run_to_restore
 from fer.training.trainer import inference_trainer
 
@@ -57,16 +60,26 @@ def predict_photos(cfg: DictConfig, run_id: str) -> None:
     client, module = restore_model(cfg, run_id)
     out = Path(cfg.output or "predictions")
     (out / "annotated").mkdir(parents=True, exist_ok=True)
-    table, faces_seen, start = [], 0, time.perf_counter()
+    table, faces_seen, start, last = [], 0, time.perf_counter(), None
     console = Console(stderr=True, highlight=False)
-    with Progress(console=console, transient=True) as progress:
-        photos = progress.track(files, description="photos")
-        for name, rgb, faces in faces_in(cfg.images, photos, cfg.detect, cfg.margin,
-                                         functools.partial(say, console=console)):
-            probs = module.classify(np.stack([f.pixels for f in faces]))
-            table += rows(name, faces, probs, module.classes)
-            faces_seen += len(faces)
-            write_annotated(out / "annotated" / name, rgb, faces, probs, module.classes)
+    try:
+        with Progress(console=console, transient=True) as progress, stops_between_items() as stops:
+            photos = progress.track(files, description="photos")
+            for name, rgb, faces in faces_in(cfg.images, photos, cfg.detect, cfg.margin,
+                                             functools.partial(say, console=console)):
+                stops.carry_out()
+                probs = module.classify(np.stack([f.pixels for f in faces]))
+                table += rows(name, faces, probs, module.classes)
+                faces_seen += len(faces)
+                write_annotated(out / "annotated" / name, rgb, faces, probs, module.classes)
+                last = name
+            stops.carry_out()
+    except KeyboardInterrupt as stop:  # what was classified is kept: the csv of it, and its annotated copies
+        write_csv(out / "predictions.csv", table, module.classes)
+        cause = stop_cause(stop)
+        say(f"stopped by {cause}: the {faces_seen} faces classified up to {last or 'the first photo'} are in "
+            f"{(out / 'predictions.csv').resolve()}", err=True)
+        sys.exit(EXIT_CODES[cause])
     seconds = time.perf_counter() - start
     write_csv(out / "predictions.csv", table, module.classes)
     say(f"{faces_seen} face{'s' * (faces_seen != 1)} in {len(files)} photo{'s' * (len(files) != 1)} "

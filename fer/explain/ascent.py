@@ -11,7 +11,7 @@ Captum has no released feature-visualization module, hence this small loop.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import matplotlib
@@ -102,6 +102,7 @@ def visualize_filters(
     blur_every: int = 0,
     seed: int = 0,
     contrast: float = 0.0,
+    each_step: Callable[[], None] = lambda: None,
 ) -> AscentResult:
     """Image i maximizes the mean activation of `layer`'s channel `channels[i]`, all optimized as one batch.
 
@@ -111,7 +112,8 @@ def visualize_filters(
 
     `forward` is the whole model on [0, 1] images (B, 1, 48, 48); `layer` is a module inside it. The model is
     put in eval mode (BatchNorm running stats, no dropout) and its parameters are frozen while it runs, then
-    restored, so they get no gradients. The same `seed` gives the same images.
+    restored, so they get no gradients. The same `seed` gives the same images. `each_step` runs before every
+    step (a requested stop raises there: an ascent over a large layer takes minutes).
     """
     channels = [int(c) for c in channels]
     if not channels:
@@ -149,6 +151,7 @@ def visualize_filters(
         handle = layer.register_forward_hook(hook)
         try:
             for step in range(steps):
+                each_step()
                 images = torch.sigmoid(_logits(spectrum, scale))
                 captured.clear()
                 try:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
+from dataclasses import replace
 
 import pytorch_lightning as pl
 import torch
@@ -17,9 +20,10 @@ class ExplainCallback(pl.Callback):
     checkpoint is loaded then): saliency/, filters/ and layer_outputs/ artifacts, plus the saliency
     mass inside the class-deciding masks as metrics where the data has masks (synthetic)."""
 
-    def __init__(self, client, run_id: str, probes: Split, cfg):
+    def __init__(self, client, run_id: str, probes: Split, cfg, obey: Callable[[pl.Trainer], None] | None = None):
         self.sink = MlflowSink(client, run_id)
         self.probes, self.cfg = probes, cfg
+        self.obey = obey  # carries out a stop asked for while explanations render (Lightning checks only batches)
 
     def on_train_epoch_end(self, trainer, pl_module):
         n = self.cfg.every_n_epochs
@@ -34,6 +38,7 @@ class ExplainCallback(pl.Callback):
         if not trainer.is_global_zero:
             return
         started = time.monotonic()
-        render_into_run(pl_module, self.probes, self.cfg, self.sink)
+        sink = replace(self.sink, obey=functools.partial(self.obey, trainer)) if self.obey else self.sink
+        render_into_run(pl_module, self.probes, self.cfg, sink)
         say(f"explanations took {time.monotonic() - started:.0f} s (explain=none skips them; "
             f"explain.filters.steps={self.cfg.filters.steps} sets the filter images' share)", err=True)

@@ -7,6 +7,7 @@ fact, from a run's checkpoint), so both produce the same figures under the same 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import matplotlib.pyplot as plt
@@ -36,18 +37,22 @@ def choose_probes(split: Split, probe_ids) -> np.ndarray:
 
 @dataclass
 class MlflowSink:
-    """Where figures go: artifacts of one run, or (with `step`) images MLflow shows per step."""
+    """Where figures go: artifacts of one run, or (with `step`) images MLflow shows per step. `obey` runs before
+    each figure and each step of a filter ascent: a stop requested meanwhile raises there, what was written stays."""
 
     client: object
     run_id: str
     written: list[str] = field(default_factory=list)
+    obey: Callable[[], None] = lambda: None
 
     def figure(self, fig, path: str) -> None:
+        self.obey()
         self.client.log_figure(self.run_id, fig, path)
         self.written.append(path)
         plt.close(fig)
 
     def image(self, fig, key: str, step: int) -> None:
+        self.obey()
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=80)
         plt.close(fig)
@@ -107,7 +112,8 @@ def render_filters(module, cfg, sink: MlflowSink) -> None:
         target = rectified(module.net, layer)[1] if isinstance(layer, torch.nn.Conv2d) else layer
         f = cfg.filters
         result = visualize_filters(module, target, list(range(min(f.n, width))), steps=f.steps, lr=f.lr,
-                                   jitter=f.jitter, rotation=f.rotation, blur_every=f.blur_every, contrast=f.contrast)
+                                   jitter=f.jitter, rotation=f.rotation, blur_every=f.blur_every, contrast=f.contrast,
+                                   each_step=sink.obey)
         title = f"{name}: inputs that maximize each filter ({f.steps} steps, contrast {f.contrast:g})"
         sink.figure(filters_figure(result, title), f"filters/{name}.png")
 

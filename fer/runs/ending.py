@@ -4,6 +4,7 @@ exit code each one ends in (`ending`)."""
 
 from __future__ import annotations
 
+import signal
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -67,6 +68,25 @@ class StopRequests:
 STOPS = StopRequests()
 
 
+@contextmanager
+def stops_between_items(stops: StopRequests = STOPS):
+    """For a command that works through many items (photos): Ctrl-C or SIGTERM inside the block asks for a stop
+    that the loop carries out between two items (`stops.carry_out()`), so no item is left half written; a second
+    Ctrl-C stops at once."""
+    def handler(signum, frame):
+        if stops.cause and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stops.request("Ctrl-C" if signum == signal.SIGINT else "SIGTERM")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stops
+    finally:
+        stops.cause = None  # carried out, or never asked for
+        for sig, before in previous.items():
+            signal.signal(sig, before)
+
+
 class Interruption(pl.Callback):
     """Remembers which signal ended training (Lightning turns Ctrl-C into sys.exit(1) and SIGTERM into
     SIGTERMException, and only its on_exception hook still sees which it was), and carries out a requested
@@ -99,6 +119,13 @@ class Interruption(pl.Callback):
 
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
         self.stops.carry_out()
+
+    def obey(self, trainer) -> None:
+        """Carry out a stop now, outside Lightning's batches (explanations after testing): one requested, or the
+        SIGTERM Lightning's own handler only noted."""
+        self.stops.carry_out()
+        if trainer.received_sigterm:
+            raise SIGTERMException
 
     def on_exception(self, trainer, pl_module, exception):
         self._running(False)

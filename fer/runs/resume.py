@@ -73,9 +73,11 @@ def locate(cfg: DictConfig, overrides: list[str]) -> Resumed:
     if not last.is_file():
         last = checkpoints.fetch(client, run_id, Path(ckpt_dir)) or last  # on another machine: from the store
     if not last.is_file() and any(k.startswith(("train_", "val_")) for k in run.data.metrics):
-        raise FerError(f"run {run_id}: its last checkpoint {last} is gone, and its artifact store keeps none "
-                       f"(trainer.checkpoint_upload_every=0, or no epoch had ended); the run logged epochs, so "
-                       "starting over would log them twice: start a new run instead")
+        why = ("it was started with trainer.checkpoint_upload_every=0, so its store keeps none"
+               if run.data.params.get("trainer.checkpoint_upload_every") == "0" else
+               f"its artifact store holds no {checkpoints.ARTIFACT_DIR}/{checkpoints.LAST} either (deleted?)")
+        raise FerError(f"run {run_id}: its last checkpoint {last} is not there, and {why}; the run logged epochs, "
+                       "so starting over would log them twice: start a new run instead")
     if last.is_file():
         load_checkpoint(last, f"run {run_id}: its last checkpoint {last}")  # refused now, not inside the fit
     logged = {(key, m.step) for key in run.data.metrics for m in client.get_metric_history(run_id, key)}

@@ -76,7 +76,8 @@ class Session:
             run.callbacks = [RunArtifacts(run.client, run.run_id, name, texts),
                              FiniteLoss(divergence_hint(cfg.norm.name)), interruption, ddp.ShareRun(run)]
             if cfg.explain.enabled:
-                run.callbacks.append(ExplainCallback(run.client, run.run_id, splits.val, cfg.explain))
+                run.callbacks.append(ExplainCallback(run.client, run.run_id, splits.val, cfg.explain,
+                                                    obey=interruption.obey))
             if self.pruning:
                 run.callbacks.append(self.pruning)
             yield run

@@ -6,16 +6,19 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import mlflow
 import numpy as np
 import pytest
-from helpers import ASTRONAUT_FACE, QUICK, call_fer, faces, free_port, store, write_photos
+from helpers import ASTRONAUT_FACE, QUICK, astronaut, call_fer, faces, free_port, store, write_photos
 from mlflow.entities import LoggedModelStatus
+from PIL import Image
 
 from fer.data.photos import find_faces, read_photo
 from fer.labels import EMOTIONS
@@ -104,6 +107,14 @@ def test_mlflow_models_serve_answers_the_same_on_loopback(registered):
                                          headers={"Content-Type": "application/json"})
         answer = json.loads(urllib.request.urlopen(request, timeout=60).read())["predictions"]
         np.testing.assert_allclose(np.asarray(answer), fer_probabilities(client, run_id, pixels), atol=1e-5, rtol=0)
+        wrong = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",  # faces of 48×47: as README says
+                                       data=json.dumps({"inputs": pixels[:, None, :, :47].tolist()}).encode(),
+                                       headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(wrong, timeout=60)
+        body = json.loads(refused.value.read())
+        assert refused.value.code == 400 and body["error_code"] == "INVALID_PARAMETER_VALUE", body
+        assert "(-1, 1, 48, 48)" in body["message"] and "(4, 1, 48, 47)" in body["message"], body["message"]
     finally:
         os.killpg(server.pid, 15)
         server.wait(30)
@@ -161,6 +172,32 @@ def test_evaluate_a_registered_version_logs_a_model_with_the_new_numbers(registe
     models = sorted(client.search_logged_models([exp.experiment_id], filter_string=f"source_run_id='{run_id}'"),
                     key=lambda m: m.creation_timestamp)
     assert len(models) == 2 and {m.step for m in models[1].metrics} == {3}
+
+
+def test_ctrl_c_while_predicting_a_folder_keeps_what_was_classified(registered, tmp_path):
+    """SIGINT to a real `fer.predict images=<folder>`: exit 130 and one line; the csv holds a row for every face
+    whose annotated copy was written, none half done."""
+    cwd, *_ = registered
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(astronaut()).save(tmp_path / "photos" / "0000.jpg", quality=92)
+    for k in range(1, 400):  # the same photo under 400 names: far more than it classifies before the signal
+        (tmp_path / "photos" / f"{k:04d}.jpg").symlink_to(tmp_path / "photos" / "0000.jpg")
+    proc = subprocess.Popen([sys.executable, "-m", "fer.predict", "model=models:/fer-cnn@champion",
+                             f"images={tmp_path / 'photos'}", f"output={tmp_path / 'out'}"], cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 120
+    while len(list((tmp_path / "out" / "annotated").glob("*.jpg"))) < 3:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    with open(tmp_path / "out" / "predictions.csv") as f:
+        table = list(csv.DictReader(f))
+    annotated = sorted(p.name for p in (tmp_path / "out" / "annotated").iterdir())
+    assert 3 <= len(table) < 400 and [r["file"] for r in table] == annotated
+    assert err.strip().splitlines()[-1] == (f"fer: stopped by Ctrl-C: the {len(table)} faces classified up to "
+                                            f"{annotated[-1]} are in {tmp_path / 'out' / 'predictions.csv'}")
 
 
 def test_a_model_uri_that_names_nothing_is_one_line(registered):

@@ -102,6 +102,28 @@ def test_signal_ends_the_run_killed_with_the_resume_command(tmp_path, sig, cause
         assert_each_epoch_once(client, run_id)
 
 
+@pytest.mark.slow
+def test_sigterm_while_explanations_render_ends_the_run_at_once_keeping_what_was_drawn(tmp_path):
+    """After testing, a filter ascent far too long to finish obeys SIGTERM at its next step: exit 143, the run
+    KILLED with its test metrics and the saliency figures already drawn."""
+    proc = start(tmp_path, *SLIM_CNN, "data.n_train=256", "data.n_val=64", "data.n_test=64", "trainer.max_epochs=1",
+                 "trainer.progress_bar=false", "explain.filters.steps=10000000")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # the saliency figures are in the store: the ascent comes next
+        assert proc.poll() is None, proc.communicate()
+        if list(tmp_path.glob("mlruns/*/*/artifacts/saliency/*.png")):
+            break
+        time.sleep(0.3)
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "Traceback" not in err, err
+    client, run = only_run(tmp_path)
+    assert run.info.status == "KILLED" and "test_acc" in run.data.metrics and "KILLED by SIGTERM" in err
+    assert "saliency/saliency.png" in {a.path for a in client.list_artifacts(run.info.run_id, "saliency")}
+    assert not client.list_artifacts(run.info.run_id, "filters")
+
+
 def test_non_finite_loss_fails_the_run_naming_the_step(tmp_path):
     proc = call_fer("fer.train", *QUICK, "explain=none", "norm=none", "optim=sgd", "optim.lr=1e6", cwd=tmp_path)
     assert proc.returncode == 2
@@ -124,3 +146,20 @@ def test_a_foreign_last_checkpoint_is_refused_before_resuming(tmp_path):
         f"fer: error: run {run.info.run_id}: its last checkpoint {last} holds objects other than tensors, so it is "
         "not a checkpoint fer wrote; nothing in it was run: replace it with a trusted copy, or train the run again")
     assert client.get_run(run.info.run_id).info.status == "FINISHED"  # what was recorded stays as it was
+
+
+def test_a_resume_whose_checkpoints_were_deleted_says_so(tmp_path):
+    """The checkpoint folder and the store's copies deleted: the line says what is missing, not a setting the
+    run never changed."""
+    assert call_fer("fer.train", *QUICK, "trainer.max_epochs=1", "explain=none", cwd=tmp_path).returncode == 0
+    client, run = only_run(tmp_path)
+    folder = Path(run.data.tags["fer.checkpoint_dir"])
+    shutil.rmtree(folder)
+    shutil.rmtree(Path(run.info.artifact_uri.removeprefix("file://")) / "checkpoints")
+    proc = call_fer("fer.train", f"resume={run.info.run_id}", "trainer.max_epochs=2", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"fer: error: run {run.info.run_id}: its last checkpoint {folder / 'last.ckpt'} is not there, and its artifact "
+        "store holds no checkpoints/last.ckpt either (deleted?); the run logged epochs, so starting over would log "
+        "them twice: start a new run instead")
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
