@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from fer.console import say
 from fer.errors import FerError
@@ -42,8 +43,10 @@ class CheckpointCopies:
         if self.epochs % self.every:
             self.sent[str(last)] = last.stat().st_mtime_ns  # seen, not sent: counted once
             return
-        for path in (Path(checkpoint_callback.best_model_path or ""), last):
-            if path.is_file() and (path == last or self.sent.get(str(path)) != path.stat().st_mtime_ns):
+        best = Path(checkpoint_callback.best_model_path or "")
+        new_best = best.is_file() and self.sent.get(str(best)) != best.stat().st_mtime_ns
+        for path in (best, last):
+            if path.is_file() and (path == last or new_best):
                 self.sent[str(path)] = path.stat().st_mtime_ns
                 try:
                     self.client.log_artifact(self.run_id, str(path), ARTIFACT_DIR)
@@ -51,6 +54,21 @@ class CheckpointCopies:
                     say(f"warning: the copy of {path.name} in the run's store failed "
                         f"({str(e).splitlines()[0][:200]}); the local checkpoint is kept", err=True)
                     return
+        if new_best and not getattr(self.client, "pending", None):  # not while the store is away: calls are kept
+            self._drop_older_bests(best.name)
+
+    def _drop_older_bests(self, best: str) -> None:
+        """The store's copies of best checkpoints that a newer best replaced: resume needs `last.ckpt` and the
+        best it names, restore the best; the others would stay in the store for good (2 × 247 MB a VGG19 epoch)."""
+        try:
+            older = [a.path for a in self.client.list_artifacts(self.run_id, ARTIFACT_DIR)
+                     if Path(a.path).name not in (best, LAST)]
+            if older:
+                repository = get_artifact_repository(self.client.get_run(self.run_id).info.artifact_uri)
+                for path in older:
+                    repository.delete_artifacts(path)
+        except (MlflowException, OSError, NotImplementedError) as e:  # a store that keeps them: they stay
+            say(f"note: older best checkpoints stay in the run's store ({str(e).splitlines()[0][:200]})", err=True)
 
 
 def fetch(client, run_id: str, folder: Path) -> Path | None:

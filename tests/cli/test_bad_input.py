@@ -8,6 +8,7 @@ run it as a real subprocess and must print the same line.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -215,6 +216,23 @@ def test_a_real_process_says_the_same(tmp_path, case):
     assert not (tmp_path / "mlflow.db").exists()
 
 
+@pytest.mark.parametrize("folder", ["Día (1) #2 & co=x ~", "a,b"], ids=["grammar", "comma"])
+def test_a_path_hydra_cannot_read_unquoted_is_answered_with_the_form_that_works(tmp_path, empty_store, folder):
+    """Non-ASCII letters, brackets, `#`, `&`, `=`, `~` or a comma in a path: one line with the exact quoted form,
+    and that form trains on the file."""
+    (tmp_path / folder).mkdir()
+    args, path = fer2013(tmp_path / folder)
+    proc = call_fer("fer.train", *TRAIN, "data=fer2013", f"data.path={path}", cwd=tmp_path)
+    line = error_line(proc)
+    assert line.startswith("fer: error: config key 'data.path': expected a value Hydra's override grammar reads; "
+                           "to pass this one as it is, write ") and line.endswith(f", got {str(path)!r}"), line
+    (word,) = shlex.split(line.split(" write ")[1].rsplit(", got ", 1)[0])
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    proc = call_fer("fer.train", *TRAIN, "data=fer2013", word, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert only_run(tmp_path)[1].data.params["data.path"] == str(path)
+
+
 def test_missing_class_and_odd_size_warn_and_train(tmp_path, empty_store):
     """No Neutral face to train on and one 64×64 image: both said on stderr, and the run still finishes."""
     root = tmp_path / "faces"
@@ -277,7 +295,8 @@ def test_a_folder_that_cannot_be_written_is_one_line(tmp_path, empty_store, comm
     folder.mkdir()
     if command[0] == "fer.report":  # a store elsewhere; the page cannot be written here
         shutil.copy(empty_store, tmp_path / "mlflow.db")
-        MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").create_experiment("fer")
+        client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+        client.set_terminated(client.create_run(client.create_experiment("fer")).info.run_id)  # a run to report on
         command = [*command, "--uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
     proc = in_read_only_folder(folder, sys.executable, "-m", *command)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
@@ -285,3 +304,11 @@ def test_a_folder_that_cannot_be_written_is_one_line(tmp_path, empty_store, comm
     assert len(errors) == 1 and errors[0].startswith(f"fer: error: cannot write {folder}/"), errors
     assert "Read-only file system" in errors[0] and "run from a folder you can write" in errors[0]
     assert not list(folder.iterdir())
+
+
+def test_a_report_on_an_experiment_without_runs_is_one_line_and_no_page(tmp_path, empty_store):
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").create_experiment("fer")
+    line = error_line(call_fer("fer.report", "fer", cwd=tmp_path))
+    assert line.startswith("fer: error: experiment fer in sqlite:///") and "no runs to report on" in line, line
+    assert not (tmp_path / "report.html").exists()

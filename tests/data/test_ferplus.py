@@ -139,6 +139,22 @@ def test_usage_disagreement_names_the_first_line_and_how_many(files):
                                "fer2013.csv it relabels")
 
 
+def test_training_rows_reordered_are_found_by_their_image_names(tmp_path):
+    """Two Training rows swapped keep their Usage, so only the names FER+ gives each face show it."""
+    usages = [u for u, _, _ in ROWS]
+    pixels = write_fer_csv(tmp_path / "fer2013.csv", faces(len(ROWS)), [i % 7 for i in range(len(ROWS))], usages)
+    rows = [(u, f"fer{i:07d}.png" if n else "", v.astype(int)) for i, (u, n, v) in enumerate(ROWS)]
+    rows[1], rows[3] = rows[3], rows[1]
+    labels = write_ferplus(tmp_path / "fer2013new.csv", [u for u, _, _ in rows], [v for _, _, v in rows],
+                           [n for _, n, _ in rows])
+    with pytest.raises(DataError) as info:
+        read_ferplus(pixels, labels, "majority")
+    assert str(info.value) == (f"{labels}:4: Image name fer0000002.png after fer0000003.png: the rows are not in "
+                               "FER+'s published order (2 such places), and FER+ pairs with FER2013's pixels by "
+                               "position, so faces would get other faces' votes; expected fer2013new.csv with its "
+                               "rows as published")
+
+
 def test_clean_keeps_fer2013_labels_without_the_faces_ferplus_calls_not_a_face(files, capsys):
     pixels, labels = files
     result = clean_fer2013(pixels, labels)

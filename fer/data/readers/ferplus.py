@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def read_votes(path) -> Votes:
                   min(len(header), len(HEADER)))
         found = f"column {at + 1} is {header[at]!r}" if at < len(header) else f"only {len(header)} columns"
         raise DataError(path, f"not the FER+ header: {found}; expected {expected}", line=1)
-    usage, named, counts = [], [], []
+    usage, named, names, counts = [], [], [], []
     for line_no, fields in enumerate(reader, 2):
         if not fields:
             continue
@@ -92,11 +93,38 @@ def read_votes(path) -> Votes:
                                 "whole number 0 or more", line=line_no)
             row.append(int(token))
         usage.append(fields[0].strip())
-        named.append(bool(fields[1].strip()))
+        names.append(fields[1].strip())
+        named.append(bool(names[-1]))
         counts.append(row)
     if not usage:
         raise DataError(path, "no rows after the header; expected one per FER2013 face")
+    check_order(path, names)
     return Votes(path, np.array(usage, dtype=str), np.array(named), np.array(counts, dtype=np.float64))
+
+
+# FER+ names each face's image, numbered in the order of fer2013.csv's rows; in the published file these four are
+# the only names lower than the name before them
+PUBLISHED_OUT_OF_ORDER = {"fer0005265.png", "fer0005339.png", "fer0008403.png", "fer0033120.png"}
+IMAGE_NAME = re.compile(r"fer(\d+)\.png")
+
+
+def check_order(path: Path, names: list[str]) -> None:
+    """The rows in FER+'s published order, read from the image names: the labels pair with the pixels by
+    position, so a file whose rows were reordered would give each face another face's votes."""
+    previous, out_of_order = None, []
+    for line, name in enumerate(names, 2):
+        number = IMAGE_NAME.fullmatch(name)
+        if number is None:
+            continue
+        if previous and int(number[1]) < int(previous[1]) and name not in PUBLISHED_OUT_OF_ORDER:
+            out_of_order.append((line, name, previous[0]))
+        previous = (name, number[1])
+    if out_of_order:
+        line, name, before = out_of_order[0]
+        raise DataError(path, f"Image name {name} after {before}: the rows are not in FER+'s published order "
+                        f"({len(out_of_order):,} such places), and FER+ pairs with FER2013's pixels by position, so "
+                        "faces would get other faces' votes; expected fer2013new.csv with its rows as published",
+                        line=line)
 
 
 def without_outliers(votes: np.ndarray) -> np.ndarray:
