@@ -10,6 +10,7 @@ import os
 
 import pytorch_lightning as pl
 
+from fer.console import say
 from fer.runs.launchers import this_launcher
 
 
@@ -48,3 +49,6 @@ class ShareRun(pl.Callback):
     def setup(self, trainer, pl_module, stage):
         if trainer.world_size > 1:
             self.run.run_id = trainer.strategy.broadcast(self.run.run_id, src=0)
+            if stage == "fit" and trainer.is_global_zero:  # in Lightning's words too, which stay off the terminal
+                say(f"{trainer.world_size} processes train run {self.run.run_id} "
+                    f"({trainer.num_nodes} node{'s' * (trainer.num_nodes > 1)})")

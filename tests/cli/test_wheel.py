@@ -73,9 +73,6 @@ def test_installed_wheel_runs_every_command_from_an_empty_folder(venv_python, tm
 
     evaluate = run(venv_python, "-m", "fer.evaluate", f"run_id={run_id}", cwd=tmp_path)
     assert f"fer: run {run_id} re-tested: test_acc" in evaluate.stdout
-    run(venv_python, "-m", "fer.predict", f"run_id={run_id}", "data=synthetic", "data.limit=32",
-        "output=predictions.csv", cwd=tmp_path)
-    assert len((tmp_path / "predictions.csv").read_text().splitlines()) == 33
     photos = write_photos(tmp_path / "photos")
     predicted = run(venv_python, "-m", "fer.predict", f"run_id={run_id}", "images=photos", cwd=tmp_path)
     assert len((tmp_path / "predictions" / "predictions.csv").read_text().splitlines()) == 1 + sum(photos.values())

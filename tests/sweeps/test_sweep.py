@@ -14,7 +14,7 @@ from fer.runs.job import PARENT_FILE
 
 pytestmark = pytest.mark.slow  # sweeps of several jobs
 
-TINY = ["data.n_train=320", "data.n_val=96", "data.n_test=96", "trainer.max_epochs=2", "trainer.progress_bar=false",
+TINY = ["data.n_train=160", "data.n_val=64", "data.n_test=64", "trainer.max_epochs=2", "trainer.progress_bar=false",
         "explain=none"]
 
 

@@ -26,7 +26,7 @@ def test_ctrl_c_stops_a_joblib_sweep_killed_and_one_command_continues_it(tmp_pat
     resumes the killed jobs, runs the others, and finishes the parent with every job's row."""
     shutil.copy(empty_store, tmp_path / "mlflow.db")
     args = ["-m", "norm=none,standardize", "aug=none,keras", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-            *SLIM_CNN, "data.n_train=1200", "data.n_val=96", "data.n_test=96", "trainer.max_epochs=3",
+            *SLIM_CNN, "data.n_train=600", "data.n_val=96", "data.n_test=96", "trainer.max_epochs=3",
             "trainer.progress_bar=false", "explain=none"]
     sweep = subprocess.Popen([sys.executable, "-m", "fer.train", *args], cwd=tmp_path, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,

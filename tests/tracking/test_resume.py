@@ -109,10 +109,8 @@ def test_sigterm_while_explanations_render_ends_the_run_at_once_keeping_what_was
     proc = start(tmp_path, *SLIM_CNN, "data.n_train=256", "data.n_val=64", "data.n_test=64", "trainer.max_epochs=1",
                  "trainer.progress_bar=false", "explain.filters.steps=10000000")
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # the saliency figures are in the store: the ascent comes next
-        assert proc.poll() is None, proc.communicate()
-        if list(tmp_path.glob("mlruns/*/*/artifacts/saliency/*.png")):
-            break
+    while not list(tmp_path.glob("mlruns/**/saliency/*.png")):  # the saliency figures are stored: the ascent next
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.3)
     time.sleep(1)
     proc.send_signal(signal.SIGTERM)
