@@ -87,7 +87,7 @@ def test_a_16_bit_photo_is_read_at_its_depth_and_one_too_large_is_skipped(tmp_pa
     gray = np.asarray(Image.fromarray(astronaut()).convert("L"), dtype=np.uint16)
     (tmp_path / "photos").mkdir()
     Image.fromarray(gray * 257).save(tmp_path / "photos" / "deep.png")  # 16-bit: what 8-bit 0–255 was
-    assert Image.open(tmp_path / "photos" / "deep.png").mode == "I;16"
+    assert Image.open(tmp_path / "photos" / "deep.png").mode in ("I;16", "I")  # Pillow 10 reads it as I
     Image.new("L", (600, 600)).save(tmp_path / "photos" / "huge.png")
     Image.fromarray(astronaut()).save(tmp_path / "photos" / "later.jpg")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 140_000)  # refused past twice this, 280,000: 600² is, 512² is not
