@@ -52,9 +52,8 @@ def make_storage(spec: str | None, sweep_dir: Path, heartbeat_s: int | None = No
                 return optuna.storages.RDBStorage(spec, failed_trial_callback=retry, **beat)
         except (SQLAlchemyError, ImportError, ValueError) as e:
             first = str(e).strip().splitlines()[0][:200]
-            if "DB access module" in first:  # Optuna's words for a missing database driver
-                driver = spec.split("://")[0]
-                first = f"the Python driver {driver}:// asks for is not installed; pip install it"
+            if isinstance(e, ImportError):  # Optuna re-raises SQLAlchemy's failed import of the URL's driver
+                first = f"the Python driver {spec.split('://')[0]}:// asks for is not installed; pip install it"
             try:
                 shown = make_url(spec).render_as_string(hide_password=True)
             except SQLAlchemyError:  # not even a URL: nothing in it to hide

@@ -15,7 +15,7 @@ from fer.errors import DataError
 from fer.labels import EMOTIONS, IMAGE_SIZE, NUM_CLASSES
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
-GRAY_MODES = ("L", "1", "I;16", "I", "LA")  # PIL modes that hold gray levels only (LA: gray with alpha)
+GRAY_MODES = ("L", "1", "LA")  # PIL modes that hold gray levels only (LA: gray with alpha; deeper gray is L by now)
 # the class folders as FER2013's image releases name them: the emotion (angry, disgust, …: the common Kaggle
 # release), its adjective (disgusted, fearful, surprised: another popular one), its noun (anger, happiness, …:
 # FER+'s words) or the label number
