@@ -1,7 +1,9 @@
-"""`python -m fer.predict (run_id=… | model=models:/…) …`: a trained model on new faces, two ways.
+"""`python -m fer.predict (run_id=… | model=models:/…) …`: a trained model on new faces, three ways.
 
 `data=hw3 data.path=…`: a Kaggle-style `id,label` csv for a data set's rows. `images=<photo or folder>`: the
 faces in ordinary photos (fer/data/photos.py) into `predictions.csv` and annotated copies of the photos.
+`video=<file or camera number>`: the faces of every `every`-th frame, followed across frames (fer/data/video.py),
+into emotions.csv, an annotated copy, a timeline and a summary per face (fer/artifacts/video.py).
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fer.artifacts.annotated import rows, write_annotated, write_csv
+from fer.artifacts.video import VideoRecord, summary_lines
 from fer.cli import entry_point
 from fer.console import say
-from fer.data.photos import check_detection, faces_in, photo_files
+from fer.data.photos import check_detection, faces_in, find_faces, opencv, photo_files
 from fer.data.splits import Split
-from fer.errors import EXIT_CODES
+from fer.data.video import FaceTracks, open_video
+from fer.errors import EXIT_CODES, ConfigError
 from fer.runs.ending import stop_cause, stops_between_items
 from fer.runs.restore import restore, restore_model, run_to_restore
 from fer.training.trainer import inference_trainer
@@ -63,7 +67,8 @@ def predict_photos(cfg: DictConfig, run_id: str) -> None:
     table, faces_seen, start, last = [], 0, time.perf_counter(), None
     console = Console(stderr=True, highlight=False)
     try:
-        with Progress(console=console, transient=True) as progress, stops_between_items() as stops:
+        with (Progress(console=console, transient=True, disable=not console.is_terminal) as progress,
+              stops_between_items() as stops):
             photos = progress.track(files, description="photos")
             for name, rgb, faces in faces_in(cfg.images, photos, cfg.detect, cfg.margin,
                                              functools.partial(say, console=console)):
@@ -92,10 +97,73 @@ def predict_photos(cfg: DictConfig, run_id: str) -> None:
         say("note: no face was found; for photos that are already cropped faces use detect=none", err=True)
 
 
+def predict_video(cfg: DictConfig, run_id: str) -> None:
+    """Every frame into the annotated copy, every `every`-th one analysed: its faces found, given the id of the
+    face they continue, and classified in one batch. A stop keeps the rows and the video written so far; on a
+    camera, Ctrl-C is how the recording ends, so it ends like the end of a file."""
+    check_detection(cfg.detect, cfg.margin)
+    if not isinstance(cfg.every, int) or isinstance(cfg.every, bool) or cfg.every < 1:
+        raise ConfigError("every", "a whole number of frames, 1 or more (1: analyse every frame)", cfg.every)
+    video = open_video(str(cfg.video))
+    try:
+        client, module = restore_model(cfg, run_id)
+        out = Path(cfg.output or "predictions")
+        record = VideoRecord(out, video.fps or 25.0, (video.width, video.height), module.classes)
+    except BaseException:
+        video.close()
+        raise
+    cv2, tracks, analysed, start = opencv(), FaceTracks(), 0, time.perf_counter()
+    console = Console(stderr=True, highlight=False)
+    columns = (TextColumn("frames"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[rate]:.1f} frames/s"))
+    try:
+        with (Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress,
+              stops_between_items() as stops):
+            task = progress.add_task("frames", total=video.frames, rate=0.0)
+            for index, seconds, bgr in video:
+                stops.carry_out()
+                if index % cfg.every == 0:
+                    faces = find_faces(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), cfg.detect, cfg.margin)
+                    ids = tracks.assign([f.box for f in faces], seconds)
+                    probs = (module.classify(np.stack([f.pixels for f in faces])) if faces
+                             else np.zeros((0, len(module.classes)), np.float32))
+                    record.analysed(index, seconds, ids, faces, probs)
+                    analysed += 1
+                record.write(bgr)
+                progress.update(task, advance=1, rate=record.frames_written / (time.perf_counter() - start))
+            stops.carry_out()
+    except KeyboardInterrupt as stop:
+        record.close()
+        cause = stop_cause(stop)
+        if not (video.is_camera and cause == "Ctrl-C"):
+            say(f"stopped by {cause}: the {analysed} frames analysed are in {(out / 'emotions.csv').resolve()} and "
+                f"the {record.frames_written} written in {(out / 'annotated.mp4').resolve()}", err=True)
+            sys.exit(EXIT_CODES[cause])
+    finally:
+        video.close()
+    record.close()
+    seconds = time.perf_counter() - start
+    summary = record.finish()
+    say(f"{record.frames_written} frames ({analysed} analysed) in {seconds:.1f} s "
+        f"({record.frames_written / seconds:.1f} frames/s), {len(summary)} face{'s' * (len(summary) != 1)} "
+        f"followed: {out.resolve()}/ (emotions.csv, annotated.mp4, timeline.png, summary.json)")
+    for line in summary_lines(summary):
+        say(f"  {line}")
+    if cfg.log_to_run:
+        client.log_artifacts(run_id, str(out), "video")
+        say(f"logged them into run {run_id} under video/")
+    if not summary:
+        say("note: no face was found; for a video of one cropped face use detect=none", err=True)
+
+
 @entry_point("predict", takes_model_uri=True)
 def main(cfg) -> None:
     run_id = run_to_restore(cfg)
-    if cfg.images:
+    if cfg.images and cfg.video is not None:
+        raise ConfigError("video", "no video when images= is given (one of them per command)", cfg.video)
+    if cfg.video is not None:
+        predict_video(cfg, run_id)
+    elif cfg.images:
         predict_photos(cfg, run_id)
     else:
         predict_rows(cfg, run_id)

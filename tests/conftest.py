@@ -1,5 +1,5 @@
-"""Fixtures shared by the tests: one thread per xdist worker, a ready sqlite store, one shared cnn run, and the
-real servers started once per session."""
+"""Fixtures shared by the tests: one thread per xdist worker, a ready sqlite store, one shared cnn run, two
+registered runs with their MLflow Models, and the real servers started once per session."""
 
 from __future__ import annotations
 
@@ -12,7 +12,18 @@ from pathlib import Path
 import pytest
 import torch
 from filelock import FileLock
-from helpers import CNN_ARGS, MlflowServer, Postgres, S3Server, only_run, postgres_missing, run_fer
+from helpers import (
+    CNN_ARGS,
+    QUICK,
+    MlflowServer,
+    Postgres,
+    S3Server,
+    call_fer,
+    only_run,
+    postgres_missing,
+    run_fer,
+    store,
+)
 from mlflow.tracking import MlflowClient
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -53,6 +64,24 @@ def cnn_run(tmp_path_factory):
     code, stdout, stderr = json.loads((cwd / "proc.json").read_text())
     client, run = only_run(cwd)
     return cwd, client, run, subprocess.CompletedProcess(["fer.train", *CNN_ARGS], code, stdout, stderr)
+
+
+REGISTERED_RUN = [*QUICK, "explain=none", "tracking.log_model=true", "tracking.system_metrics_every_s=1"]
+
+
+@pytest.fixture(scope="session")
+def registered(tmp_path_factory):
+    """Two runs with their MLflow Models, registered as fer-cnn: the first with the alias champion (version 1), the
+    second without system metrics (version 2). For the tests in xdist_group("registered"): one worker trains them."""
+    cwd = tmp_path_factory.mktemp("registry")
+    first = call_fer("fer.train", *REGISTERED_RUN, "tracking.register=fer-cnn", "tracking.alias=champion", cwd=cwd)
+    second = call_fer("fer.train", *REGISTERED_RUN, "tracking.register=fer-cnn", "tracking.system_metrics=false",
+                      "seed=1", cwd=cwd)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    client = store(cwd)
+    exp = client.get_experiment_by_name("fer")
+    runs = sorted(client.search_runs([exp.experiment_id]), key=lambda r: r.info.start_time)
+    return cwd, client, exp, runs, (first, second)
 
 
 @pytest.fixture(scope="session")

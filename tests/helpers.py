@@ -447,3 +447,22 @@ def submitit_tasks(sweeper_pid: int) -> list:
         except psutil.Error:
             continue
     return found
+
+
+def write_video(path: Path, frames: int = 64, size: tuple[int, int] = (640, 360), fps: float = 24.0) -> None:
+    """A clip of two copies of the astronaut's face (her head and shoulders, 220 px) moving right across a grey
+    frame, the left one 80 px and the right one 40 px over the clip, encoded as OpenCV's wheel writes MPEG-4."""
+    import cv2
+    import skimage.data
+
+    side, (width, height) = 220, size
+    face = cv2.resize(skimage.data.astronaut()[10:250, 105:345], (side, side), interpolation=cv2.INTER_AREA)
+    face = np.ascontiguousarray(face[..., ::-1])  # BGR, as OpenCV writes
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    for k in range(frames):
+        frame = np.full((height, width, 3), 90, np.uint8)
+        dx = round(80 * k / max(1, frames - 1))
+        frame[40:40 + side, 10 + dx:10 + side + dx] = face
+        frame[100:100 + side, 330 + dx // 2:330 + side + dx // 2] = face
+        out.write(frame)
+    out.release()

@@ -26,7 +26,7 @@ RANKS = [
     ("fer.runs.",),
     ("fer.sweeps.",),
     ("fer.cli", "fer.train", "fer.evaluate", "fer.predict", "fer.report", "fer.delivery", "fer.explain.__main__",
-     "fer.bench.", "hydra_plugins."),
+     "fer.bench.", "fer.demo.", "hydra_plugins."),
 ]
 
 

@@ -30,16 +30,16 @@ def write_csv(path: Path, table: list[dict[str, object]], classes: tuple[str, ..
         writer.writerows(table)
 
 
-def annotate(rgb: np.ndarray, faces: list[Face], probs: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
-    """A BGR copy of the photo with each face's box and `label probability` above it, sized to the photo."""
+def draw_faces(image: np.ndarray, faces: list[Face], probs: np.ndarray, classes: tuple[str, ...],
+               names: list[str] | None = None) -> np.ndarray:
+    """Each face's box and `[name ]label probability` above it, drawn into the BGR `image`, sized to it."""
     cv2 = opencv()
-    image = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     thick = max(1, round(min(image.shape[:2]) / 250))
     scale = max(0.4, min(image.shape[:2]) / 800)
-    for face, p in zip(faces, probs, strict=True):
+    for k, (face, p) in enumerate(zip(faces, probs, strict=True)):
         x, y, w, h = face.box
         best = int(p.argmax())
-        text = f"{classes[best]} {p[best]:.0%}"
+        text = f"{names[k] + ' ' if names else ''}{classes[best]} {p[best]:.0%}"
         cv2.rectangle(image, (x, y), (x + w, y + h), (0, 200, 0), thick)
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
         top = max(0, y - th - base - 2 * thick)
@@ -47,6 +47,12 @@ def annotate(rgb: np.ndarray, faces: list[Face], probs: np.ndarray, classes: tup
         cv2.putText(image, text, (x + thick, top + th + thick), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick,
                     cv2.LINE_AA)
     return image
+
+
+def annotate(rgb: np.ndarray, faces: list[Face], probs: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
+    """A BGR copy of the photo with its faces drawn (`draw_faces`)."""
+    cv2 = opencv()
+    return draw_faces(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), faces, probs, classes)
 
 
 def write_annotated(path: Path, rgb: np.ndarray, faces: list[Face], probs: np.ndarray,

@@ -51,3 +51,35 @@ def training_curves_figure(history: dict[str, list[tuple[int, float]]], title: s
         ax.legend()
     fig.suptitle(title)
     return fig
+
+
+SMOOTH_S = 0.5  # the window of the timeline's moving average: expressions change slower than frames
+
+
+def timeline_figure(faces: dict[int, tuple[list[float], np.ndarray]], classes: tuple[str, ...],
+                    dominant: dict[int, str]) -> Figure:
+    """One panel per face id: each class's probability over the seconds the face was seen (`faces` maps id →
+    (seconds, probabilities (n, classes))), smoothed over SMOOTH_S, with the dominant expression in the title."""
+    ids = sorted(faces)
+    fig, axes = plt.subplots(max(1, len(ids)), 1, figsize=(10, 1.2 + 2.2 * max(1, len(ids))), sharex=True,
+                             layout="constrained", squeeze=False)
+    colors = plt.get_cmap("tab10").colors
+    for ax, face_id in zip(axes[:, 0], ids, strict=False):
+        seconds, probs = np.asarray(faces[face_id][0]), faces[face_id][1]
+        step = float(np.median(np.diff(seconds))) if len(seconds) > 1 else 1.0
+        window = max(1, min(len(seconds), round(SMOOTH_S / step) if step > 0 else 1))
+        kernel = np.ones(window) / window
+        for k, name in enumerate(classes):
+            padded = np.pad(probs[:, k], (window // 2, window - 1 - window // 2), mode="edge")
+            ax.plot(seconds, np.convolve(padded, kernel, mode="valid"), color=colors[k % len(colors)], label=name,
+                    marker="." if len(seconds) == 1 else None)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("probability")
+        ax.set_title(f"face #{face_id}: mostly {dominant[face_id]}", loc="left", fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("seconds")
+    if ids:
+        axes[0, 0].legend(ncol=len(classes), loc="lower left", bbox_to_anchor=(0, 1.15), fontsize=8, frameon=False)
+    else:
+        axes[0, 0].text(0.5, 0.5, "no face was found", ha="center", va="center", transform=axes[0, 0].transAxes)
+    return fig

@@ -26,14 +26,18 @@ CASCADE = "haarcascade_frontalface_default.xml"
 
 def opencv():
     """cv2, imported where it is used: its loader prepends to LD_LIBRARY_PATH for child processes (an empty
-    entry when it has nothing to add), which fer puts back as it was."""
+    entry when it has nothing to add), which fer puts back as it was. OpenCV's and FFmpeg's own log lines are
+    silenced (unless OPENCV_LOG_LEVEL / OPENCV_FFMPEG_LOGLEVEL ask for them): fer says itself what failed."""
     before = os.environ.get("LD_LIBRARY_PATH")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     import cv2
 
     if before is None:
         os.environ.pop("LD_LIBRARY_PATH", None)
     else:
         os.environ["LD_LIBRARY_PATH"] = before
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     return cv2
 
 

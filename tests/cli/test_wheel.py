@@ -62,8 +62,10 @@ def test_installed_wheel_runs_every_command_from_an_empty_folder(venv_python, tm
     assert all(Path(p).is_relative_to(site) for p in where), where  # this fer, not the checkout's
 
     shipped = ("import importlib.resources as r; "
-               "print(r.files('fer.conf').joinpath('hydra/launcher/slurm.yaml').is_file())")
-    assert run(venv_python, "-c", shipped, cwd=tmp_path).stdout.strip() == "True"  # configs two folders deep too
+               "print(r.files('fer.conf').joinpath('hydra/launcher/slurm.yaml').is_file(), "
+               "r.files('fer.demo').joinpath('page.html').is_file())")
+    assert run(venv_python, "-c", shipped, cwd=tmp_path).stdout.split() == ["True", "True"]  # configs two folders
+    # deep too, and the demo's page
 
     train = only_fer_lines(run(venv_python, "-m", "fer.train", "data.limit=256", "trainer.max_epochs=1",
                                "trainer.progress_bar=false", "explain.filters.steps=20", cwd=tmp_path))  # every

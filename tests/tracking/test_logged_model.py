@@ -16,7 +16,7 @@ import urllib.request
 import mlflow
 import numpy as np
 import pytest
-from helpers import ASTRONAUT_FACE, QUICK, astronaut, call_fer, faces, free_port, store, write_photos
+from helpers import ASTRONAUT_FACE, astronaut, call_fer, faces, free_port, write_photos
 from mlflow.entities import LoggedModelStatus
 from PIL import Image
 
@@ -27,22 +27,6 @@ from fer.tracking import tags
 from fer.tracking.store import client_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("registered")]  # one worker trains the two runs
-RUN = [*QUICK, "explain=none", "tracking.log_model=true", "tracking.system_metrics_every_s=1"]
-
-
-@pytest.fixture(scope="module")
-def registered(tmp_path_factory):
-    """Two runs registered as fer-cnn: the first with the alias champion (version 1), the second without
-    system metrics (version 2)."""
-    cwd = tmp_path_factory.mktemp("registry")
-    first = call_fer("fer.train", *RUN, "tracking.register=fer-cnn", "tracking.alias=champion", cwd=cwd)
-    second = call_fer("fer.train", *RUN, "tracking.register=fer-cnn", "tracking.system_metrics=false", "seed=1",
-                      cwd=cwd)
-    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-    client = store(cwd)
-    exp = client.get_experiment_by_name("fer")
-    runs = sorted(client.search_runs([exp.experiment_id]), key=lambda r: r.info.start_time)
-    return cwd, client, exp, runs, (first, second)
 
 
 def fer_probabilities(client, run_id: str, pixels: np.ndarray) -> np.ndarray:
