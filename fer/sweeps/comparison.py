@@ -1,10 +1,14 @@
-"""Side-by-side results of a sweep's jobs: a table (markdown, csv) and two figures, read back from MLflow."""
+"""Side-by-side results of a sweep's jobs: a table (markdown, csv) and two figures, read back from MLflow; jobs that
+differ only by their seed grouped into one configuration (mean ± std over n), and how far apart two
+configurations must be before the test faces and the seeds can no longer explain the difference."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
+import re
 from dataclasses import dataclass, field
 
 import matplotlib
@@ -75,6 +79,79 @@ def job_of(client: MlflowClient, run) -> Job:
                val_curve=[(s, v) for s, v, _ in history], job=int(run.data.tags.get(tags.JOB, 0)))
 
 
+SEED = re.compile(r"(^|\s)seed=\S+")
+Z95 = 1.959964  # the normal quantile of a two-sided 95 % interval
+
+
+@dataclass
+class Config:
+    """The finished jobs of one configuration: those whose overrides differ only in `seed=`."""
+
+    label: str
+    jobs: list[Job]
+
+    @property
+    def n(self) -> int:
+        return len(self.jobs)
+
+    @property
+    def test_acc(self) -> float:
+        return float(np.mean([j.test_acc for j in self.jobs]))
+
+    @property
+    def std(self) -> float:
+        """The seeds' standard deviation (n − 1), 0 for one seed."""
+        return float(np.std([j.test_acc for j in self.jobs], ddof=1)) if self.n > 1 else 0.0
+
+    @property
+    def best_val_acc(self) -> float:
+        return float(np.mean([j.best_val_acc or 0.0 for j in self.jobs]))
+
+    @property
+    def sec_per_epoch(self) -> float | None:
+        times = [j.sec_per_epoch for j in self.jobs if j.sec_per_epoch]
+        return float(np.mean(times)) if times else None
+
+    @property
+    def params(self) -> int | None:
+        return self.jobs[0].params
+
+    def accuracy(self) -> str:
+        """`0.6123 ± 0.0081 (n=3)`, or the one run's accuracy."""
+        return f"{self.test_acc:.4f} ± {self.std:.4f} (n={self.n})" if self.n > 1 else f"{self.test_acc:.4f}"
+
+    def variance(self, faces: int) -> float:
+        """The variance of the mean test accuracy: each run's binomial sampling of `faces` test faces, and the
+        spread between seeds where there are several."""
+        p = self.test_acc
+        return p * (1 - p) / (faces * self.n) + (self.std ** 2 / self.n if self.n > 1 else 0.0)
+
+
+def configurations(jobs: list[Job]) -> list[Config]:
+    """The finished jobs grouped by their overrides without `seed=`, in job order."""
+    groups: dict[str, list[Job]] = {}
+    for j in jobs:
+        if j.test_acc is not None:
+            groups.setdefault(SEED.sub(" ", j.overrides).strip() or j.name, []).append(j)
+    return [Config(label, members) for label, members in groups.items()]
+
+
+def difference(a: Config, b: Config, faces: int) -> tuple[float, float]:
+    """a's mean test accuracy minus b's, and the half-width of its 95 % interval (normal approximation; the two
+    configurations' test faces are taken as independent samples, which overstates the noise of paired runs)."""
+    return a.test_acc - b.test_acc, Z95 * math.sqrt(a.variance(faces) + b.variance(faces))
+
+
+def configurations_markdown(configs: list[Config]) -> str:
+    lines = ["| configuration | n | test acc (mean ± std) | best val acc (mean) | params | s/epoch |",
+             "|---|---|---|---|---|---|"]
+    for c in configs:
+        lines.append(f"| {c.label} | {c.n} | {c.test_acc:.4f} ± {c.std:.4f} | {c.best_val_acc:.4f} | "
+                     f"{c.params if c.params is not None else ''} | "
+                     f"{'' if c.sec_per_epoch is None else format(c.sec_per_epoch, '.2f')} |")
+    return "\n".join(lines) + "\n"
+
+
 def table_markdown(jobs: list[Job]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(str(j.row()[c]) for c in COLUMNS) + " |" for j in jobs]
@@ -140,6 +217,9 @@ def log_comparison(client: MlflowClient, parent_id: str) -> list[Job]:
     jobs = children(client, parent_id)
     client.log_text(parent_id, table_markdown(jobs), "comparison.md")
     client.log_text(parent_id, table_csv(jobs), "comparison.csv")
+    configs = configurations(jobs)
+    if any(c.n > 1 for c in configs):
+        client.log_text(parent_id, configurations_markdown(configs), "comparison_seeds.md")
     log_table(client, parent_id, jobs, "comparison.json")
     figures = ((accuracy_figure(jobs), "comparison_accuracy.png"), (val_acc_figure(jobs), "comparison_val_acc.png"))
     for fig, path in figures:

@@ -135,7 +135,7 @@ def test_the_note_and_the_report_say_what_accuracy_is_measured_against(ferplus_r
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "report.html").read_text()
     assert "test accuracy is against the majority of the ten annotators&#x27; votes" in page
-    assert f"{run.data.metrics['test_any_vote_acc']:.1%} a class at least one annotator chose" in page
+    assert f"{100 * run.data.metrics['test_any_vote_acc']:.1f} % a class at least one annotator chose" in page
 
 
 def test_fer2013_cleaned_by_ferplus_keeps_its_seven_labels_without_the_not_a_face_faces(ferplus_run, tmp_path,
