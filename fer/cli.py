@@ -25,7 +25,9 @@ def entry_point(config_name: str, schemas: dict[str, type] | None = None, takes_
     register_configs(schemas)
 
     def decorate(main):
-        composed = hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(guarded(main))
+        # the commands that restore a finished run record nothing a stop could leave half done: a stop is one line
+        composed = hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(
+            guarded(main, say_stops=takes_model_uri))
         checked = reports_config_errors(composed)
         if not takes_model_uri:
             return checked

@@ -52,15 +52,23 @@ def unusable_folder(e: OSError) -> FerError | None:
                     "tracking.artifact_root elsewhere")
 
 
-def guarded(fn: F) -> F:
+def guarded(fn: F, say_stops: bool = False) -> F:
     """Print a FerError (or a folder fer cannot write) as `fer: error: …` and exit 2 instead of a traceback.
-    Every command runs through here, so here the libraries' own chatter is quieted too."""
+    Every command runs through here, so here the libraries' own chatter is quieted too. With `say_stops`, Ctrl-C
+    (or a stop raised as KeyboardInterrupt) that the command does not handle itself ends in one line and the
+    signal's exit code; training leaves it to the run's own ending, which records it."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         quiet_libraries()
         try:
             return fn(*args, **kwargs)
+        except KeyboardInterrupt as stop:
+            if not say_stops:
+                raise
+            cause = getattr(stop, "cause", "Ctrl-C")
+            say(f"stopped by {cause}", err=True)
+            sys.exit(EXIT_CODES.get(cause, EXIT_CODES["Ctrl-C"]))
         except (FerError, OSError) as e:
             error = e if isinstance(e, FerError) else unusable_folder(e)
             if error is None:

@@ -20,15 +20,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fer.artifacts.annotated import rows, write_annotated, write_csv
-from fer.artifacts.video import VideoRecord, summary_lines
+from fer.artifacts.video import VideoRecord, follow, summary_lines
 from fer.cli import entry_point
 from fer.console import say
-from fer.data.photos import check_detection, faces_in, find_faces, opencv, photo_files
+from fer.data.photos import check_detection, faces_in, photo_files
 from fer.data.splits import Split
-from fer.data.video import FaceTracks, open_video
+from fer.data.video import open_video
 from fer.errors import EXIT_CODES, ConfigError
-from fer.runs.ending import stop_cause, stops_between_items
+from fer.runs.ending import stop_cause
 from fer.runs.restore import restore, restore_model, run_to_restore
+from fer.stops import stops_between_items
 from fer.training.trainer import inference_trainer
 
 
@@ -112,7 +113,7 @@ def predict_video(cfg: DictConfig, run_id: str) -> None:
     except BaseException:
         video.close()
         raise
-    cv2, tracks, analysed, start = opencv(), FaceTracks(), 0, time.perf_counter()
+    start = time.perf_counter()
     console = Console(stderr=True, highlight=False)
     columns = (TextColumn("frames"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[rate]:.1f} frames/s"))
@@ -120,31 +121,23 @@ def predict_video(cfg: DictConfig, run_id: str) -> None:
         with (Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress,
               stops_between_items() as stops):
             task = progress.add_task("frames", total=video.frames, rate=0.0)
-            for index, seconds, bgr in video:
-                stops.carry_out()
-                if index % cfg.every == 0:
-                    faces = find_faces(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), cfg.detect, cfg.margin)
-                    ids = tracks.assign([f.box for f in faces], seconds)
-                    probs = (module.classify(np.stack([f.pixels for f in faces])) if faces
-                             else np.zeros((0, len(module.classes)), np.float32))
-                    record.analysed(index, seconds, ids, faces, probs)
-                    analysed += 1
-                record.write(bgr)
+            for _ in follow(video, module, record, cfg.every, cfg.detect, cfg.margin):
                 progress.update(task, advance=1, rate=record.frames_written / (time.perf_counter() - start))
-            stops.carry_out()
+                stops.carry_out()
     except KeyboardInterrupt as stop:
         record.close()
         cause = stop_cause(stop)
         if not (video.is_camera and cause == "Ctrl-C"):
-            say(f"stopped by {cause}: the {analysed} frames analysed are in {(out / 'emotions.csv').resolve()} and "
-                f"the {record.frames_written} written in {(out / 'annotated.mp4').resolve()}", err=True)
+            say(f"stopped by {cause}: the {record.frames_analysed} frames analysed are in "
+                f"{(out / 'emotions.csv').resolve()} and the {record.frames_written} written in "
+                f"{(out / 'annotated.mp4').resolve()}", err=True)
             sys.exit(EXIT_CODES[cause])
     finally:
         video.close()
     record.close()
     seconds = time.perf_counter() - start
     summary = record.finish()
-    say(f"{record.frames_written} frames ({analysed} analysed) in {seconds:.1f} s "
+    say(f"{record.frames_written} frames ({record.frames_analysed} analysed) in {seconds:.1f} s "
         f"({record.frames_written / seconds:.1f} frames/s), {len(summary)} face{'s' * (len(summary) != 1)} "
         f"followed: {out.resolve()}/ (emotions.csv, annotated.mp4, timeline.png, summary.json)")
     for line in summary_lines(summary):

@@ -15,9 +15,10 @@ from hydra.core.hydra_config import HydraConfig
 
 from fer.console import say
 from fer.errors import EXIT_CODES
-from fer.runs.ending import STOPS, Pruned
+from fer.runs.ending import Pruned
 from fer.runs.launchers import multirun, this_launcher
 from fer.runs.resume import own_overrides
+from fer.stops import STOPS
 from fer.tracking import tags
 
 PARENT_FILE = "mlflow_parent_run.txt"  # the parent's id and URL, then the launching process's pid

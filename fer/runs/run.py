@@ -20,8 +20,9 @@ from omegaconf import DictConfig
 
 from fer.console import say
 from fer.runs import ddp
-from fer.runs.ending import STOPS, ending
+from fer.runs.ending import ending
 from fer.runs.resume import Resumed, resume_command
+from fer.stops import STOPS
 from fer.tracking import tags
 from fer.tracking.lineage import dataset_inputs
 from fer.tracking.logged_model import log_and_register

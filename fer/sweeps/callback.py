@@ -27,10 +27,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer.console import say
 from fer.errors import EXIT_BAD_INPUT, EXIT_CODES, ConfigError, FerError
-from fer.runs.ending import Stopped
 from fer.runs.job import JOBS_DIR, PARENT_FILE, SIGNALS, STOPPED_FILE
 from fer.runs.launchers import check_launcher, launcher_of
 from fer.runs.resume import own_overrides
+from fer.stops import Stopped
 from fer.sweeps.comparison import log_comparison
 from fer.tracking import tags
 from fer.tracking.logged_model import register

@@ -16,6 +16,7 @@ import functools
 import json
 import posixpath
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +27,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from fer.console import say
-from fer.errors import DataError
+from fer.errors import EXIT_CODES, DataError
+from fer.stops import Stopped, stops_between_items
 from fer.tracking.retry import reason, transient, unreachable, when_free
 from fer.tracking.spool import Spool, deliver
 
@@ -49,6 +51,7 @@ class DeliveringClient:
         self.next_probe = 0.0
         self.reported = False
         self.exit_hook = False
+        self.between_calls = lambda: None  # after each delivered call (and the spool saved): where a stop may land
 
     def __getattr__(self, name):
         client = self.__dict__.get("client")
@@ -201,6 +204,8 @@ class DeliveringClient:
             self.spool.drop_file(self.pending.pop(0))
             self.spool.save(self.pending)
             delivered += 1
+            if self.pending:
+                self.between_calls()
         shutil.rmtree(self.spool.root, ignore_errors=True)
         with contextlib.suppress(OSError):
             self.spool.root.parent.rmdir()  # mlflow-spool/ itself, when no other spool is left in it
@@ -213,17 +218,25 @@ class DeliveringClient:
 
 
 def replay(root: Path, uri: str | None = None) -> bool:
-    """Deliver a spool's calls in order (to `uri`, or the store they were meant for); True when all were."""
+    """Deliver a spool's calls in order (to `uri`, or the store they were meant for); True when all were. Ctrl-C
+    or SIGTERM stops between two calls, the spool holding exactly the calls not yet delivered."""
     spool = Spool(root)
     calls = spool.load()
+    total = len(calls)
     client = DeliveringClient(MlflowClient(uri or spool.uri()), spool, calls)
     client.reported = True  # replay says itself what is left
-    try:
-        client.flush()
-    except Exception as e:
-        raise DataError(spool.calls_file, f"the store refused this {client.pending[0]['op']} call: {reason(e)}",
-                        1) from None
+    with stops_between_items() as stops:
+        client.between_calls = stops.carry_out
+        try:
+            client.flush()
+        except Stopped as stop:
+            say(f"stopped by {stop.cause}: {total - len(client.pending)} of {total} calls delivered; the "
+                f"other {len(client.pending)} stay in {spool.root}: run the same command to go on", err=True)
+            sys.exit(EXIT_CODES[stop.cause])
+        except Exception as e:
+            raise DataError(spool.calls_file, f"the store refused this {client.pending[0]['op']} call: {reason(e)}",
+                            1) from None
     if client.pending:
-        say(f"error: {client.uri} did not take the calls ({len(calls) - len(client.pending)} of {len(calls)} "
+        say(f"error: {client.uri} did not take the calls ({total - len(client.pending)} of {total} "
             f"delivered); they stay in {spool.root}: run the same command once it answers", err=True)
     return not client.pending
