@@ -13,11 +13,14 @@ from pytorch_lightning.trainer.states import TrainerFn
 
 
 class EMA(WeightAveraging):
-    """EMA after every optimizer step: w_ema ← decay · w_ema + (1 − decay) · w (the first step copies w)."""
+    """EMA after every optimizer step: w_ema ← d · w_ema + (1 − d) · w (the first step copies w), with the decay
+    warmed up as TensorFlow's ExponentialMovingAverage does, d = min(decay, (1 + n) / (10 + n)) after n updates:
+    a short or budgeted fit is not left averaging mostly its first weights."""
 
     def __init__(self, decay: float):
         super().__init__()
         self.decay = decay
+        self._updates: int | None = None  # n, read from the average's (on-device) counter once, then counted here
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step > self._latest_update_step:
@@ -36,11 +39,15 @@ class EMA(WeightAveraging):
         if first:
             torch._foreach_copy_([e for e, _ in floats], [w for _, w in floats])
         else:
-            torch._foreach_lerp_([e for e, _ in floats], [w for _, w in floats], 1 - self.decay)
+            if self._updates is None:  # a resumed fit goes on from the checkpoint's count
+                self._updates = int(average.n_averaged)
+            decay = min(self.decay, (1 + self._updates) / (10 + self._updates))
+            torch._foreach_lerp_([e for e, _ in floats], [w for _, w in floats], 1 - decay)
         for e, w in zip(ema, live, strict=True):
             if not e.is_floating_point():
                 e.copy_(w)
         average.n_averaged += 1
+        self._updates = 1 if first else self._updates + 1
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:
         """Only when resuming a fit. `trainer.test(ckpt_path="best")` on the trainer that fitted would

@@ -26,6 +26,31 @@ class ProgressBar(RichProgressBar):
         return items
 
 
+class BestAndLast(ModelCheckpoint):
+    """The best checkpoint on val_acc, and last.ckpt after every epoch. Lightning 2.6 refreshes last.ckpt only in
+    an epoch that saved a new best, so a resume after an epoch that did not improve would start an epoch (or
+    more) back; here last.ckpt is written whenever Lightning left it behind."""
+
+    @property
+    def state_key(self) -> str:
+        """Lightning's own key for this callback's state in a checkpoint, so runs saved before (and after) resume."""
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+    def _refresh_last(self, trainer) -> None:
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):  # skips a step already saved
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
+
+    def on_validation_end(self, trainer, pl_module):
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
+
+
 def device_kwargs(cfg) -> dict:
     """The Trainer arguments that decide where and how fast a step runs; shared with `fer.bench`."""
     return {"accelerator": cfg.accelerator, "devices": cfg.devices, "strategy": cfg.get("strategy", "auto"),
@@ -40,8 +65,8 @@ def build_trainer(cfg, logger, callbacks: list, ckpt_dir: Path, started: float |
     checkpoint, so what is validated and saved is the average. With `budget_min`, training ends that many
     minutes after `started` (a `time.monotonic()` reading; default now), its schedule fitted to the time."""
     budget = [TimeBudget(cfg.budget_min, started or time.monotonic())] if cfg.get("budget_min") else []
-    ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="best-{epoch:02d}", monitor="val_acc", mode="max",
-                           save_last=True, auto_insert_metric_name=False)
+    ckpt = BestAndLast(dirpath=ckpt_dir, filename="best-{epoch:02d}", monitor="val_acc", mode="max", save_last=True,
+                       auto_insert_metric_name=False)
     ema = [EMA(cfg.ema_decay)] if cfg.get("ema_decay") else []
     extra = [ProgressBar(leave=True)] if cfg.progress_bar else []
     trainer = pl.Trainer(

@@ -140,10 +140,12 @@ def test_ema_is_validated_checkpointed_and_tested(tmp_path):
     cfg, dm, module = tiny(f"trainer.ema_decay={decay}", "data.n_train=64")
     rec = Recorder()
     trainer, ckpt = fit(cfg, dm, module, tmp_path, rec)
-    ema = rec.weights[0]  # the first update copies, then w_ema ← d·w_ema + (1 − d)·w
-    for w in rec.weights[1:]:
-        ema = {k: decay * ema[k] + (1 - decay) * w[k] for k in ema}
+    ema = rec.weights[0]  # the first update copies, then w_ema ← d·w_ema + (1 − d)·w with d warmed up
+    for n, w in enumerate(rec.weights[1:], start=1):
+        d = min(decay, (1 + n) / (10 + n))
+        ema = {k: d * ema[k] + (1 - d) * w[k] for k in ema}
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == len(rec.weights)  # the last epoch's, also when it was not the best
     for k, v in ema.items():
         assert torch.allclose(last["state_dict"][f"net.{k}"], v, atol=1e-6)
         assert torch.equal(last["current_model_state"][f"net.{k}"], rec.weights[-1][k])
