@@ -8,12 +8,14 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from fer.artifacts.annotated import draw_faces
-from fer.data.photos import Face, opencv
+from fer.data.photos import Face, find_faces, opencv
+from fer.data.video import FaceTracks, Video
 from fer.errors import FerError
 
 COLUMNS = ("frame", "seconds", "face", "x", "y", "width", "height", "label", "probability")  # then one per class
@@ -37,6 +39,7 @@ class VideoRecord:
         self.seen: dict[int, list[tuple[float, np.ndarray]]] = {}  # face id → [(seconds, probabilities)]
         self._shown: tuple[list[Face], np.ndarray, list[str]] = ([], np.zeros((0, len(classes))), [])
         self.frames_written = 0
+        self.frames_analysed = 0
 
     def analysed(self, frame: int, seconds: float, ids: list[int], faces: list[Face], probs: np.ndarray) -> None:
         """The faces found in frame `frame` (at `seconds`), their track ids and class probabilities."""
@@ -49,6 +52,7 @@ class VideoRecord:
             self.seen.setdefault(face_id, []).append((seconds, p))
         self._csv.flush()
         self._shown = (faces, probs, [f"#{i}" for i in ids])
+        self.frames_analysed += 1
 
     def write(self, bgr: np.ndarray) -> None:
         """The frame into annotated.mp4 with the latest analysis drawn on it."""
@@ -82,6 +86,21 @@ class VideoRecord:
                               {int(i): f["dominant"] for i, f in summary.items()})
         fig.savefig(self.out / "timeline.png", dpi=100)
         return summary
+
+
+def follow(video: Video, module, record: VideoRecord, every: int, detect: str, margin: float) -> Iterator[int]:
+    """Every frame of `video` into `record`, every `every`-th one analysed: its faces found (as in photos), given
+    the id of the face they continue, and classified in one batch with the run's TTA. Yields after each frame,
+    so the caller draws progress or stops between two frames."""
+    cv2, tracks = opencv(), FaceTracks()
+    for index, seconds, bgr in video:
+        if index % every == 0:
+            faces = find_faces(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), detect, margin)
+            probs = (module.classify(np.stack([f.pixels for f in faces])) if faces
+                     else np.zeros((0, len(module.classes)), np.float32))
+            record.analysed(index, seconds, tracks.assign([f.box for f in faces], seconds), faces, probs)
+        record.write(bgr)
+        yield index
 
 
 def summary_lines(summary: dict[str, dict]) -> list[str]:

@@ -1,28 +1,36 @@
 """A page that shows a trained model to anyone at the keyboard: a photo dropped in comes back with each face boxed,
-its label, the class probabilities as bars and Grad-CAM of the predicted class over the face.
+its label, the class probabilities as bars and Grad-CAM of the predicted class over the face; a short video comes
+back as each face's timeline and summary.
 
-The faces go through what `fer.predict images=` uses (one detector, one crop, the run's TTA), and the explanation
-through fer/explain. The page is one static file served by the standard library's HTTP server, not Gradio:
-Gradio 6 would add twenty packages (huggingface_hub, httpx, …), raise Pillow, and by default fetch Google's fonts
-and send analytics, where this page needs nothing beyond fer and never leaves the machine.
+The faces go through what `fer.predict images=` and `video=` use (one detector, one crop, the run's TTA, one
+loop over a video's frames), and the explanation through fer/explain. The page is one static file served by the
+standard library's HTTP server, not Gradio: Gradio 6 would add twenty packages (huggingface_hub, httpx, …), raise
+Pillow, and by default fetch Google's fonts and send analytics, where this page needs nothing beyond fer and never
+leaves the machine.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import math
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from fer.artifacts.video import VideoRecord, follow
 from fer.data.images import open_image
 from fer.data.photos import find_faces, opencv
+from fer.data.video import container, open_video
 from fer.errors import DataError
 from fer.explain.layers import gradcam_layer
 from fer.explain.saliency import attribute, normalize
 
 UPLOAD = "the upload"
 SHOWN_PX = 144  # the side of a face's explanation image on the page
+VIDEO_FRAMES = 90  # at most this many frames of a video are analysed (evenly spread): the page answers in seconds
 
 
 def explanation_method(module) -> tuple[str, object | None, str]:
@@ -67,3 +75,36 @@ def analyse(module, upload: bytes, detect: str, margin: float) -> dict:
                                 "probabilities": {c: float(v) for c, v in zip(module.classes, p, strict=True)},
                                 "explanation": overlay_png(face.pixels, heat)})
     return result
+
+
+def is_video(upload: bytes) -> bool:
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(upload[:16])
+        f.flush()
+        return container(Path(f.name)) is not None
+
+
+def analyse_video(module, upload: bytes, detect: str, margin: float) -> dict:
+    """A video's faces followed and classified (at most VIDEO_FRAMES frames analysed): its timeline figure and the
+    summary per face; DataError when the upload is no video OpenCV can read."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "upload.video"
+        path.write_bytes(upload)
+        try:
+            video = open_video(str(path))
+        except DataError as e:
+            raise DataError(UPLOAD, e.problem.replace(str(path), "it")) from None
+        try:
+            every = max(1, math.ceil((video.frames or VIDEO_FRAMES) / VIDEO_FRAMES))
+            record = VideoRecord(Path(tmp) / "out", video.fps, (video.width, video.height), module.classes)
+            module.eval()
+            for _ in follow(video, module, record, every, detect, margin):
+                pass
+        finally:
+            video.close()
+        record.close()
+        faces = record.finish()
+        timeline = base64.b64encode((Path(tmp) / "out" / "timeline.png").read_bytes()).decode()
+    return {"video": {"frames": record.frames_written, "analysed": record.frames_analysed, "every": every,
+                      "seconds": round(record.frames_written / video.fps, 2), "faces": faces,
+                      "timeline": "data:image/png;base64," + timeline}}

@@ -1,7 +1,7 @@
 """`python -m fer.demo (run_id=… | model=models:/…) [port=7860]`: the demo page of a trained run on this machine.
 
 The standard library's threading HTTP server answers three paths: `/` the page, `/info` which run and model it
-shows, and `POST /analyze` a photo's faces (fer/demo/__init__.py); one model call at a time.
+shows, and `POST /analyze` a photo's or a short video's faces (fer/demo/__init__.py); one model call at a time.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from importlib.resources import files
 from fer.cli import entry_point
 from fer.console import say
 from fer.data.photos import check_detection
-from fer.demo import analyse, explanation_method
+from fer.demo import analyse, analyse_video, explanation_method, is_video
 from fer.errors import ConfigError, DataError, FerError
 from fer.runs.restore import restore_model, run_to_restore
 
@@ -64,12 +64,13 @@ class DemoHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length > self.server.max_bytes:
             self.close_connection = True
-            return self.send_json(413, {"error": f"the photo has {length / 2**20:.1f} MB, more than the demo takes "
+            return self.send_json(413, {"error": f"the file has {length / 2**20:.1f} MB, more than the demo takes "
                                                  f"({self.server.max_bytes / 2**20:.0f} MB: max_upload_mb=)"})
         upload = self.rfile.read(length)
         try:
             with self.server.lock:
-                result = analyse(self.server.module, upload, self.server.detect, self.server.margin)
+                how = analyse_video if is_video(upload) else analyse
+                result = how(self.server.module, upload, self.server.detect, self.server.margin)
         except DataError as e:
             return self.send_json(400, {"error": e.problem})
         self.send_json(200, result)

@@ -1,10 +1,12 @@
 """`fer.demo`: the page of a registered model on loopback, in Debian's headless Chromium through playwright: a photo
-uploaded comes back with its face boxed, a label and the probability bars, and nothing is fetched from outside."""
+uploaded comes back with its face boxed, a label and the probability bars, a video with each face's summary and
+the timeline, and nothing is fetched from outside."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import astronaut, call_fer
+from helpers import astronaut, call_fer, write_video
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
@@ -71,6 +73,14 @@ def test_a_photo_dropped_on_the_demo_page_shows_its_face_label_and_bars(register
             page.wait_for_function("() => document.querySelector('.face img').naturalWidth === 144", timeout=WAIT)
             expect(page.locator("#status")).to_have_text("1 face in astronaut.jpg")
             page.screenshot(path=tmp_path / "demo.png", full_page=True)
+
+            write_video(tmp_path / "clip.mp4", frames=64)  # a short video: each face's summary and the timeline
+            page.set_input_files("#file", str(tmp_path / "clip.mp4"))
+            expect(page.locator(".face.video")).to_have_count(2, timeout=WAIT)
+            expect(page.locator("#status")).to_have_text(re.compile(r"^2 faces followed in clip\.mp4 \(64 frames"))
+            page.wait_for_function("() => document.querySelector('#timeline').naturalWidth > 600", timeout=WAIT)
+            assert page.locator(".face.video .label").first.inner_text().startswith("#0 mostly ")
+            page.screenshot(path=tmp_path / "demo_video.png", full_page=True)
             browser.close()
         assert requested and all(u.startswith(url) or u.startswith(("data:", "blob:")) for u in requested), requested
     finally:
