@@ -114,7 +114,8 @@ def main(cfg) -> None:
     host, port = demo.server_address[:2]
     accuracy = f", test_acc {info['test_acc']:.4f}" if info["test_acc"] is not None else ""
     say(f"demo of run {run_id} ({info['run_name']}{accuracy}) at http://{host}:{port}/ (Ctrl-C stops it)")
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a service manager's stop ends it like Ctrl-C
+    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C also where the parent ignored it; a service manager's
+        signal.signal(sig, signal.default_int_handler)  # stop ends it the same way
     try:
         demo.serve_forever()
     except KeyboardInterrupt:

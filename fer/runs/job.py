@@ -54,7 +54,7 @@ def sweep_job(job: Callable[[], float]) -> float:
         return _preemptible_job(job)
     launcher_pid = int((folder / PARENT_FILE).read_text().split()[2]) if (folder / PARENT_FILE).exists() else 0
     marker = None
-    if os.getpid() != launcher_pid:  # a worker: the launching process decides when the sweep stops
+    if launcher_pid and os.getpid() != launcher_pid:  # a worker: the launching process decides when it stops
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, lambda signum, frame: _request_stop(folder, signum))
         marker = folder / JOBS_DIR / str(os.getpid())  # before the check below: a stop now reaches this job

@@ -112,6 +112,22 @@ def test_the_html_report_answers_from_the_store_and_is_honest_about_chance(hw3):
         top = max((k for k, row in enumerate(doc["counts"]) if sum(row)), key=lambda k: rates[k, k])
         said.append(f"recognizes {doc['classes'][top]} best ({100 * rates[top, top]:.1f} % of its test faces)")
     assert any(s in four for s in said), (four, said)
+
+    (three,) = [a for a in first if a.startswith("For cnn + relu: ")]  # standardize against none, aug fixed
+    effect = 100 * (np.mean([r.data.metrics["test_acc"] for r in groups["cnn", "standardize"]])
+                    - np.mean([r.data.metrics["test_acc"] for r in groups["cnn", "none"]]))
+    assert f"standardize normalization instead of none changes the test accuracy by {effect:+.1f} points" in three
+
+    cnn_runs = [r for r in children if r.data.params["model.name"] == "cnn"]
+    five = next(a for a in first if "attribution concentrates on the class-deciding regions" in a)
+    ratios = [", ".join(f"{k.removeprefix('saliency_mask_ratio_')} {v:.2f}" for k, v in sorted(r.data.metrics.items())
+                        if k.startswith("saliency_mask_ratio_")) for r in cnn_runs]
+    assert any(f": {r} times their share" in five for r in ratios), (five, ratios)
+    six = next(a for a in first if "by gradient ascent" in a)
+    counts = {(len([a for a in client.list_artifacts(r.info.run_id, "filters") if a.path.endswith(".png")]),
+               len([a for a in client.list_artifacts(r.info.run_id, "layer_outputs") if a.path.endswith(".png")]))
+              for r in cnn_runs}
+    assert any(six.startswith(f"{k} figures show") and f", and {m} show one face" in six for k, m in counts), six
     assert page.count("<details") >= 6 and page.count("<details open") == 0  # evidence folded until opened
 
 

@@ -24,9 +24,12 @@ CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "lr")
 
 
 def start(cwd, *args) -> subprocess.Popen:
+    """`python -m fer.train <args>` as a shell starts it in the foreground: Ctrl-C not ignored, whatever the test
+    process (an xdist worker that ran a sweep's job in-process) does with it."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "fer.train", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_epoch(proc: subprocess.Popen, cwd, epoch: int) -> str:
