@@ -37,7 +37,8 @@ def opencv():
     else:
         os.environ["LD_LIBRARY_PATH"] = before
     if "OPENCV_LOG_LEVEL" not in os.environ:
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        silent = 0  # LOG_LEVEL_SILENT: cv2.utils.logging.setLogLevel in newer wheels, cv2.setLogLevel in 4.8
+        getattr(cv2.utils, "logging", cv2).setLogLevel(silent)
     return cv2
 
 
