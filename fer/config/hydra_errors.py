@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import typing
+from pathlib import Path
 
 from hydra.errors import (
     ConfigCompositionException,
@@ -59,6 +60,19 @@ def unquoted(override: str) -> ConfigError:
     key, _, value = override.partition("=")
     return ConfigError(key, f"a value Hydra's override grammar reads; to pass this one as it is, write "
                             f"{shell_word(override)}", value)
+
+
+def comma_sweeps(overrides) -> None:
+    """Under -m, an unquoted comma sweeps: a path that holds one (and exists, while its pieces do not) would be
+    tried piece by piece. ConfigError with the exact form that passes it as one path."""
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep or "," not in value or value[:1] in "'\"[(" or not Path(value).expanduser().exists():
+            continue
+        pieces = value.split(",")
+        if not all(Path(piece).expanduser().exists() for piece in pieces):
+            raise ConfigError(key, f"one path (under -m a comma sweeps over {' and '.join(map(repr, pieces))}); to "
+                                   f"pass this one as it is, write {shell_word(override)}", value)
 
 
 def composition_error(e: Exception) -> FerError:

@@ -25,6 +25,7 @@ from hydra.experimental.callback import Callback
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
+from fer.config.hydra_errors import comma_sweeps
 from fer.console import say
 from fer.errors import EXIT_BAD_INPUT, EXIT_CODES, ConfigError, FerError
 from fer.runs.job import JOBS_DIR, PARENT_FILE, SIGNALS, STOPPED_FILE
@@ -141,7 +142,8 @@ class SweepCallback(Callback):
 
 def preflight(config: DictConfig) -> None:
     """What the sweep needs, checked before its parent run exists: the launcher's program, and with fer's Optuna
-    sweeper its settings and its study's storage (reached, its driver installed)."""
+    sweeper its settings and its study's storage (reached, its driver installed); no path split by its commas."""
+    comma_sweeps(config.hydra.overrides.task)
     check_launcher(config)
     sweeper = config.hydra.sweeper
     if str(sweeper.get("_target_", "")).endswith(".FerOptunaSweeper"):

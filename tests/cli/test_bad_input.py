@@ -26,6 +26,7 @@ from helpers import (
     pixel_text,
     run_fer,
     save,
+    store,
     write_ferplus,
     write_hw3,
 )
@@ -231,6 +232,25 @@ def test_a_path_hydra_cannot_read_unquoted_is_answered_with_the_form_that_works(
     proc = call_fer("fer.train", *TRAIN, "data=fer2013", word, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert only_run(tmp_path)[1].data.params["data.path"] == str(path)
+
+
+def test_a_path_with_a_comma_in_a_sweep_is_one_path_not_a_sweep_over_its_pieces(tmp_path, empty_store):
+    """Under -m Hydra reads `a,b/x.csv` as two values: said before the sweep's parent run exists, with the form
+    that sweeps over the one path."""
+    (tmp_path / "a,b").mkdir()
+    _, path = fer2013(tmp_path / "a,b")
+    proc = call_fer("fer.train", "-m", *TRAIN, "data=fer2013", f"data.path={path}", cwd=tmp_path)
+    line = error_line(proc)
+    pieces = str(path).split(",")
+    assert line.startswith(f"fer: error: config key 'data.path': expected one path (under -m a comma sweeps over "
+                           f"{pieces[0]!r} and {pieces[1]!r}); to pass this one as it is, write "), line
+    assert not (tmp_path / "mlflow.db").exists()
+    (word,) = shlex.split(line.split(" write ")[1].rsplit(", got ", 1)[0])
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    proc = call_fer("fer.train", "-m", *TRAIN, "data=fer2013", word, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.count(" finished: ") == 1, proc.stderr
+    jobs = [r for r in store(tmp_path).search_runs(["1"]) if r.data.tags.get("fer.role") != "sweep"]
+    assert [r.data.params["data.path"] for r in jobs] == [str(path)]
 
 
 def test_missing_class_and_odd_size_warn_and_train(tmp_path, empty_store):
