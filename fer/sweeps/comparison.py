@@ -166,8 +166,12 @@ def table_csv(jobs: list[Job]) -> str:
     return out.getvalue()
 
 
-def label(job: Job) -> str:
-    return job.overrides or job.name
+FIGURE_LABEL = 40  # characters of a job's label under a bar or in a legend: a long path would squeeze the axes away
+
+
+def label(job: Job, width: int | None = None) -> str:
+    text = job.overrides or job.name
+    return text if width is None or len(text) <= width else "…" + text[-(width - 1):]
 
 
 def accuracy_figure(jobs: list[Job]):
@@ -177,7 +181,7 @@ def accuracy_figure(jobs: list[Job]):
         values = [getattr(j, key) or 0.0 for j in jobs]
         bars = ax.bar(x + offset, values, 0.4, label=name)
         ax.bar_label(bars, fmt="%.3f", fontsize=7)
-    ax.set_xticks(x, [label(j) for j in jobs], rotation=20, ha="right", fontsize=8)
+    ax.set_xticks(x, [label(j, FIGURE_LABEL) for j in jobs], rotation=20, ha="right", fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy")
     ax.legend()
@@ -190,7 +194,7 @@ def val_acc_figure(jobs: list[Job]):
     for j in jobs:
         if j.val_curve:
             steps, values = zip(*j.val_curve, strict=True)
-            ax.plot(steps, values, marker="o", ms=3, label=label(j))  # epochs from 0, as MLflow's steps
+            ax.plot(steps, values, marker="o", ms=3, label=label(j, FIGURE_LABEL))  # epochs from 0, as MLflow steps
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("val acc")
