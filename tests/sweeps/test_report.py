@@ -24,6 +24,9 @@ SWEEP = ["-m", "experiment=hw3", "aug=none", "seed=0,1", "data.n_train=160", "da
          "trainer.max_epochs=2", "trainer.progress_bar=false", "explain.filters.steps=10", "explain.filters.n=8",
          "explain.methods=[saliency,gradcam]", "tracking.log_model=false", "tracking.system_metrics=false"]
 PDF_TOOLS = [tool for tool in ("chromium", "pdftoppm", "pdftotext", "pdfimages") if shutil.which(tool) is None]
+if shutil.which("fc-list") is None or not subprocess.run(["fc-list", ":lang=zh-tw"], capture_output=True,
+                                                         text=True).stdout.strip():
+    PDF_TOOLS.append("font for Traditional Chinese")
 needs_pdf_tools = pytest.mark.skipif(bool(PDF_TOOLS), reason=f"no {', '.join(PDF_TOOLS)}: .ci/run installs Debian's "
                                                              "chromium, poppler-utils and fonts-noto-cjk with apt-get")
 
