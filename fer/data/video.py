@@ -53,10 +53,8 @@ class Video:
         self.capture.release()
 
 
-def container(path: Path) -> str | None:
-    """The video container a file's first bytes name, or None when they name none."""
-    with path.open("rb") as f:
-        head = f.read(12)
+def container(head: bytes) -> str | None:
+    """The video container a file's first 12 bytes name, or None when they name none."""
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return "AVI"
     if head[4:8] == b"ftyp":
@@ -90,7 +88,8 @@ def codec_tag(path: Path, kind: str) -> str | None:
 
 def why_unreadable(path: Path) -> str:
     """What stops OpenCV reading the video at `path`, from what the file shows."""
-    kind = container(path)
+    with path.open("rb") as f:
+        kind = container(f.read(12))
     if kind is None:
         return "not a video OpenCV's FFmpeg can read (mp4, avi, mov, mkv, webm)"
     if kind == "MP4/MOV":

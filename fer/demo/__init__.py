@@ -78,10 +78,7 @@ def analyse(module, upload: bytes, detect: str, margin: float) -> dict:
 
 
 def is_video(upload: bytes) -> bool:
-    with tempfile.NamedTemporaryFile() as f:
-        f.write(upload[:16])
-        f.flush()
-        return container(Path(f.name)) is not None
+    return container(upload[:12]) is not None
 
 
 def analyse_video(module, upload: bytes, detect: str, margin: float) -> dict:

@@ -40,6 +40,7 @@ class Page:
         self.figures, self.open_details = figures, open_details
         self.html: list[str] = []
         self.md: list[str] = []
+        self.fetched: dict[tuple[str, str], Path | None] = {}
 
     def say(self, key: str, **numbers) -> str:
         return self.words[key].format(**numbers)
@@ -80,10 +81,14 @@ class Page:
         self.md.append(f"```\n{text.rstrip()}\n```\n")
 
     def artifact(self, run_id: str, path: str) -> Path | None:
-        names = {a.path for a in self.client.list_artifacts(run_id, str(Path(path).parent) if "/" in path else None)}
-        if path not in names:
-            return None
-        return Path(self.client.download_artifacts(run_id, path, tempfile.mkdtemp(dir=self.tmp)))
+        """A local copy of the run's artifact `path`, or None; each is listed and downloaded once (the confusion
+        matrix and the model summaries are read by several sections)."""
+        if (run_id, path) not in self.fetched:
+            folder = str(Path(path).parent) if "/" in path else None
+            names = {a.path for a in self.client.list_artifacts(run_id, folder)}
+            self.fetched[run_id, path] = (Path(self.client.download_artifacts(run_id, path, tempfile.mkdtemp(
+                dir=self.tmp))) if path in names else None)
+        return self.fetched[run_id, path]
 
     def text(self, run_id: str, path: str) -> str | None:
         local = self.artifact(run_id, path)
