@@ -52,6 +52,25 @@ def unusable_folder(e: OSError) -> FerError | None:
                     "tracking.artifact_root elsewhere")
 
 
+def output_path(path: str | Path, key: str, folder: bool = False) -> Path:
+    """Where a command will write `key`'s file (its folder, with `folder`), made and checked before the work
+    that fills it: a path that cannot be written is one line before minutes of work, not a traceback after."""
+    path = Path(path)
+    folder_path = path if folder else path.parent
+    if not folder and path.is_dir():
+        raise ConfigError(key, "a file to write, not a folder that exists", str(path))
+    try:
+        folder_path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        in_the_way = next(p for p in (folder_path, *folder_path.parents) if p.exists() and not p.is_dir())
+        raise ConfigError(key, f"a path through folders ({in_the_way} is a file)", str(path)) from None
+    except OSError as e:
+        raise ConfigError(key, f"a place fer can write (making {e.filename}: {e.strerror})", str(path)) from None
+    if not os.access(folder_path, os.W_OK):
+        raise ConfigError(key, f"a place fer can write ({folder_path.absolute()} is not writable)", str(path))
+    return path
+
+
 def guarded(fn: F, say_stops: bool = False) -> F:
     """Print a FerError (or a folder fer cannot write) as `fer: error: …` and exit 2 instead of a traceback.
     Every command runs through here, so here the libraries' own chatter is quieted too. With `say_stops`, Ctrl-C

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,7 +25,7 @@ from fer.console import say
 from fer.data.photos import check_detection, faces_in, photo_files
 from fer.data.splits import Split
 from fer.data.video import open_video
-from fer.errors import EXIT_CODES, ConfigError
+from fer.errors import EXIT_CODES, ConfigError, output_path
 from fer.runs.ending import stop_cause
 from fer.runs.restore import restore, restore_model, run_to_restore
 from fer.stops import stops_between_items
@@ -43,14 +42,13 @@ def rows_to_predict(splits) -> Split:
 
 
 def predict_rows(cfg: DictConfig, run_id: str) -> None:
+    out = output_path(cfg.output or "predictions.csv", "output")
     _, r = restore(cfg.tracking.uri, run_id, cfg.get("data"))
     target = rows_to_predict(r.splits)
     r.splits.predict = target
     probs = torch.cat(inference_trainer(cfg.accelerator).predict(r.module, datamodule=r.datamodule))
     labels = probs.argmax(dim=1).numpy()
     ids = target.ids if target.ids is not None else target.rows
-    out = Path(cfg.output or "predictions.csv")
-    out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w") as f:
         f.write("id,label\n")
         f.writelines(f"{i},{int(y)}\n" for i, y in zip(ids, labels, strict=True))
@@ -62,9 +60,9 @@ def predict_photos(cfg: DictConfig, run_id: str) -> None:
     is said (once each) and the rest goes on."""
     check_detection(cfg.detect, cfg.margin)
     files = photo_files(cfg.images)
+    out = output_path(cfg.output or "predictions", "output", folder=True)
+    output_path(out / "annotated", "output", folder=True)
     client, module = restore_model(cfg, run_id)
-    out = Path(cfg.output or "predictions")
-    (out / "annotated").mkdir(parents=True, exist_ok=True)
     table, faces_seen, start, last = [], 0, time.perf_counter(), None
     console = Console(stderr=True, highlight=False)
     try:
@@ -107,8 +105,8 @@ def predict_video(cfg: DictConfig, run_id: str) -> None:
         raise ConfigError("every", "a whole number of frames, 1 or more (1: analyse every frame)", cfg.every)
     video = open_video(str(cfg.video))
     try:
+        out = output_path(cfg.output or "predictions", "output", folder=True)
         client, module = restore_model(cfg, run_id)
-        out = Path(cfg.output or "predictions")
         record = VideoRecord(out, video.fps or 25.0, (video.width, video.height), module.classes)
     except BaseException:
         video.close()

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from fer.console import say
-from fer.errors import ConfigError, FerError, guarded
+from fer.errors import ConfigError, FerError, guarded, output_path
 from fer.sweeps.report import build, chromium, print_pdf
 from fer.sweeps.report_words import WORDS
 from fer.tracking.store import client_for, resolve_uri, sqlite_path
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     if store is not None and not store.exists():
         raise FerError(f"no MLflow store at {store}: run from where you trained, or pass --uri")
     client = client_for(uri)  # a server that does not answer fails now, naming the URI
-    out = Path(args.output or f"report.{kind}")
+    out = output_path(args.output or f"report.{kind}", "--output")
     figures = out.with_name(f"{out.stem}_files") if kind == "md" else None
     with tempfile.TemporaryDirectory() as tmp:
         page, markdown, parent = build(client, args.target, tmp, lang, figures, open_details=kind == "pdf")

@@ -21,7 +21,6 @@ import statistics
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
@@ -40,7 +39,7 @@ from fer.data.augment import AUGMENTATIONS, training_side
 from fer.data.batch import Batch
 from fer.data.datamodule import FERDataModule
 from fer.data.splits import Split, Splits
-from fer.errors import ConfigError
+from fer.errors import ConfigError, output_path
 from fer.labels import IMAGE_SIZE, NUM_CLASSES, TRAINING_ROWS
 from fer.registry import Registry
 from fer.runs.validate import validate
@@ -235,14 +234,13 @@ def check(cfg) -> None:
         raise ConfigError(PIPELINES.key, "names among " + ", ".join(PIPELINES), unknown)
     if b.images < cfg.data.batch_size:
         raise ConfigError("bench.images", f"at least data.batch_size ({cfg.data.batch_size})", b.images)
-    for key, low in (("epochs", 1), ("warmup_epochs", 0), ("bare_steps", 1), ("rounds", 1)):
-        if b[key] < low:
+    lowest = {"epochs": 1, "warmup_epochs": 0, "bare_steps": 1, "rounds": 1, "workers": 0, "matmul_size": 1}
+    for key, low in lowest.items():
+        if b[key] is not None and b[key] < low:  # workers and matmul_size may be null: chosen for the device
             raise ConfigError(f"bench.{key}", f"{low} or more", b[key])
 
 
 def run(cfg) -> dict:
-    validate(cfg)
-    check(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     device = root_device(cfg)
     clock = Clock(device)
@@ -286,10 +284,11 @@ def print_table(result: dict) -> None:
 
 @entry_point("bench", schemas={"bench_schema": BenchRoot})
 def main(cfg) -> None:
+    validate(cfg)
+    check(cfg)
+    out = output_path(cfg.bench.output, "bench.output")  # before minutes of timing, not after
     result = run(cfg)
     print_table(result)
-    out = Path(cfg.bench.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     say(f"wrote {out.resolve()}")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers import QUICK, call_fer, only_run, tamper
+from PIL import Image
 
 from fer.data.synthetic import generate
 
@@ -105,3 +106,22 @@ def test_a_foreign_checkpoint_is_refused_without_running_it(finished, tmp_path, 
     assert line == (f"fer: error: run {run.info.run_id}: the artifact {run.data.tags['fer.checkpoint']} holds "
                     "objects other than tensors, so it is not a checkpoint fer wrote; nothing in it was run: "
                     "replace it with a trusted copy, or train the run again")
+
+
+@pytest.mark.parametrize("args, output, expected", [
+    ([], "a-file/pred.csv", "a path through folders ({tmp}/a-file is a file)"),
+    ([], "a-folder", "a file to write, not a folder that exists"),
+    (["images=photos"], "a-file/out", "a path through folders ({tmp}/a-file is a file)"),
+], ids=["csv-through-a-file", "csv-onto-a-folder", "photos-through-a-file"])
+def test_an_output_that_cannot_be_written_is_one_line_before_any_work(finished, tmp_path, args, output, expected):
+    cwd, _, run = finished
+    (tmp_path / "a-file").write_text("not a folder")
+    (tmp_path / "a-folder").mkdir()
+    (tmp_path / "photos").mkdir()
+    Image.new("L", (96, 96), 128).save(tmp_path / "photos" / "grey.png")
+    args = [a.replace("photos", str(tmp_path / "photos")) for a in args]
+    proc = call_fer("fer.predict", f"run_id={run.info.run_id}", *args, f"output={tmp_path / output}", cwd=cwd)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"fer: error: config key 'output': expected "
+                                                f"{expected.format(tmp=tmp_path)}, got '{tmp_path / output}'"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "a-folder", "photos"]  # nothing written

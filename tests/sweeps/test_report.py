@@ -192,6 +192,8 @@ def test_an_unknown_setting_or_value_is_one_line(hw3):
     cwd, *_ = hw3
     for args, says in [(["report.fromat=pdf"], "unknown setting 'report.fromat=pdf': fer.report takes "
                                                 "report.format=, report.lang= after the sweep or experiment"),
-                       (["report.lang=fr"], "config key 'report.lang': expected en or zh-TW, got 'fr'")]:
+                       (["report.lang=fr"], "config key 'report.lang': expected en or zh-TW, got 'fr'"),
+                       ([f"--output={cwd / 'mlflow.db'}/report.html"], "config key '--output': expected a path "
+                        f"through folders ({cwd / 'mlflow.db'} is a file), got '{cwd / 'mlflow.db'}/report.html'")]:
         proc = call_fer("fer.report", "hw3", *args, cwd=cwd)
         assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [f"fer: error: {says}"]

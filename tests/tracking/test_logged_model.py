@@ -25,6 +25,7 @@ from fer.labels import EMOTIONS
 from fer.runs.restore import restored_module, saved_run
 from fer.tracking import tags
 from fer.tracking.store import client_for
+from fer.training.export import OUT_OF_RANGE, SCALED_TO_ONE
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("registered")]  # one worker trains the two runs
 
@@ -64,6 +65,27 @@ def test_pyfunc_answers_with_fers_own_probabilities(registered):
     assert served.shape == (8, len(EMOTIONS))
     np.testing.assert_allclose(served, fer_probabilities(client, run_id, pixels), atol=1e-5, rtol=0)
     np.testing.assert_allclose(served.sum(1), 1, atol=1e-5)
+    with pytest.raises(RuntimeError, match="look scaled to 0-1"):  # the graph's own check, as served
+        model.predict(pixels[:, None].astype(np.float32) / 255)
+
+
+def post(port: int, body: str) -> bytes:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body.encode(),
+                                     headers={"Content-Type": "application/json"})
+    return urllib.request.urlopen(request, timeout=60).read()
+
+
+def refusal(port: int, body: str) -> str:
+    """Why the served model refused a request (HTTP 400): MLflow's message for a request its signature refuses,
+    the last line of the stack trace MLflow sends for one the model's own checks refuse."""
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        post(port, body)
+    answer = json.loads(refused.value.read())
+    assert refused.value.code == 400, answer
+    if answer["error_code"] == "INVALID_PARAMETER_VALUE":
+        return answer["message"]
+    assert answer["error_code"] == "BAD_REQUEST", answer
+    return answer["stack_trace"].strip().splitlines()[-1]
 
 
 def test_mlflow_models_serve_answers_the_same_on_loopback(registered):
@@ -86,19 +108,17 @@ def test_mlflow_models_serve_answers_the_same_on_loopback(registered):
                 assert time.monotonic() < deadline, "mlflow models serve did not answer in 120 s"
                 time.sleep(0.5)
         pixels = faces(4, seed=5)
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",
-                                         data=json.dumps({"inputs": pixels[:, None].tolist()}).encode(),
-                                         headers={"Content-Type": "application/json"})
-        answer = json.loads(urllib.request.urlopen(request, timeout=60).read())["predictions"]
+        answer = json.loads(post(port, json.dumps({"inputs": pixels[:, None].tolist()})))["predictions"]
         np.testing.assert_allclose(np.asarray(answer), fer_probabilities(client, run_id, pixels), atol=1e-5, rtol=0)
-        wrong = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",  # faces of 48×47: as README says
-                                       data=json.dumps({"inputs": pixels[:, None, :, :47].tolist()}).encode(),
-                                       headers={"Content-Type": "application/json"})
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(wrong, timeout=60)
-        body = json.loads(refused.value.read())
-        assert refused.value.code == 400 and body["error_code"] == "INVALID_PARAMETER_VALUE", body
-        assert "(-1, 1, 48, 48)" in body["message"] and "(4, 1, 48, 47)" in body["message"], body["message"]
+        as_ints = json.loads(post(port, json.dumps({"inputs": pixels[:, None].astype(int).tolist()})))
+        np.testing.assert_allclose(as_ints["predictions"], answer, atol=1e-6, rtol=0)  # JSON integers are fine
+        why = refusal(port, json.dumps({"inputs": pixels[:, None, :, :47].tolist()}))  # 48×47: as README says
+        assert "(-1, 1, 48, 48)" in why and "(4, 1, 48, 47)" in why, why
+        assert SCALED_TO_ONE in refusal(port, json.dumps({"inputs": (pixels[:, None] / 255.0).tolist()}))
+        for bad in (np.nan, 256.0, -1.0, 65535.0):  # not a gray level: a hole, out of range, a 16-bit scale
+            faces_with_bad = pixels[:, None].astype(float)
+            faces_with_bad[2, 0, 20, 20] = bad
+            assert OUT_OF_RANGE in refusal(port, json.dumps({"inputs": faces_with_bad.tolist()})), bad
     finally:
         os.killpg(server.pid, 15)
         server.wait(30)
