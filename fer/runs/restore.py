@@ -23,6 +23,7 @@ from fer.tracking.logged_model import run_of
 from fer.tracking.store import client_for
 from fer.training.checkpoint import load_checkpoint
 from fer.training.module import FERModule, class_set
+from fer.training.trainer import check_accelerator
 
 
 def download(client, run, path: str, into: str) -> str:
@@ -39,6 +40,7 @@ def download(client, run, path: str, into: str) -> str:
 def run_to_restore(cfg: DictConfig) -> str:
     """The run `run_id=` names, or the run that trained `model=models:/…` (`model_uri`)."""
     run_id, model_uri = cfg.get("run_id"), cfg.get("model_uri")
+    check_accelerator(cfg.accelerator, "accelerator")
     if bool(run_id) == bool(model_uri):
         raise FerError("give the model to use as run_id=<run id> or model=models:/<name>@<alias> (or "
                        f"models:/<name>/<version>), one of them; found run_id={run_id} model={model_uri}")

@@ -27,7 +27,7 @@ from fer.models.dnn import matched_widths
 from fer.models.norm import NORMS
 from fer.training.module import class_set
 from fer.training.optim import OPTIMIZERS, SCHEDULES
-from fer.training.trainer import STRATEGIES
+from fer.training.trainer import STRATEGIES, check_accelerator
 from fer.training.tta import RESIZING, TTA_MODES
 
 CHOICES = (MODELS, ACTIVATIONS, DATASETS, VAL_POLICIES, ON_BAD_ROW, CLASS_SETS, LABEL_MODES, CLEANING, NORMS,
@@ -67,6 +67,8 @@ def validate(cfg: DictConfig) -> DictConfig:
     _check(cfg, "optim.lr", positive, "a positive number")
     _check(cfg, "optim.weight_decay", non_negative, "0 or more")
     _check(cfg, "trainer.max_epochs", positive, "a positive integer")
+    check_accelerator(cfg.trainer.accelerator, "trainer.accelerator")
+    _check(cfg, "seed", lambda v: 0 <= v < 2**32, "a whole number from 0 to 4294967295 (numpy's seeds)")
     _check(cfg, "sched.anneal", lambda v: v in ("cos", "linear"), "cos or linear")
     _check(cfg, "trainer.budget_min", lambda v: v is None or v > 0, "a positive number of minutes or null")
     _check(cfg, "label_smoothing", lambda v: 0 <= v < 1, "a number in [0, 1)")

@@ -6,8 +6,10 @@ import time
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.accelerators import AcceleratorRegistry
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 
+from fer.errors import ConfigError
 from fer.registry import Registry
 from fer.training.budget import TimeBudget
 from fer.training.ema import EMA
@@ -15,6 +17,20 @@ from fer.training.ema import EMA
 # ranks > 0 re-run the command and join rank 0's run (fer/runs/ddp.py): only launchers that re-run it
 STRATEGIES = Registry("trainer.strategy", {"auto": "one process", "ddp": "one process per device",
                                            "ddp_find_unused_parameters_true": "ddp, for models with unused parameters"})
+
+
+def check_accelerator(name: str, key: str) -> None:
+    """`name` is one this machine has (Lightning's own test of each), said before any run exists: Lightning
+    would find out only when the Trainer is built, in a traceback, after the run was opened."""
+    if name == "auto":
+        return
+    have = sorted(n for n in AcceleratorRegistry.available_accelerators()
+                  if AcceleratorRegistry[n]["accelerator"].is_available())
+    wanted = ("cuda", "mps") if name == "gpu" else (name,)  # Lightning's alias for whichever GPU there is
+    if not set(wanted) & set(have):
+        known = name == "gpu" or name in AcceleratorRegistry.available_accelerators()
+        raise ConfigError(key, f"an accelerator this machine has: {' or '.join(['auto', *have])}"
+                          + ("" if known else " (Lightning knows cpu, gpu, cuda, mps and tpu)"), name)
 
 
 class ProgressBar(RichProgressBar):

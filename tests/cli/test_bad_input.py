@@ -186,6 +186,10 @@ CASES = {
     "register without logging": config_case("tracking.register=fer-cnn", "tracking.log_model=false",
                                             expected="config key 'tracking.log_model': expected true, so that "
                                                      "tracking.register=fer-cnn has a model to register, got False"),
+    "seed out of numpy's range": config_case("seed=-1", expected="config key 'seed': expected a whole number from 0 "
+                                             "to 4294967295 (numpy's seeds), got -1"),
+    "accelerator not here": config_case("trainer.accelerator=tpu", expected="config key 'trainer.accelerator': "
+                                        "expected an accelerator this machine has: auto or cpu"),
 }
 SUBPROCESS = ["unknown option", "pixel > 255"]
 

@@ -43,6 +43,15 @@ def test_evaluate_unknown_run_is_one_line(finished):
     assert "Traceback" not in proc.stderr
 
 
+def test_an_accelerator_the_machine_lacks_is_one_line_and_the_run_is_untouched(finished):
+    cwd, client, run = finished
+    tests_before = len(client.get_metric_history(run.info.run_id, "test_acc"))
+    proc = call_fer("fer.evaluate", f"run_id={run.info.run_id}", "accelerator=tpu", cwd=cwd)  # no TPU in CI
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(
+        "fer: error: config key 'accelerator': expected an accelerator this machine has: auto or cpu"), proc.stderr
+    assert len(client.get_metric_history(run.info.run_id, "test_acc")) == tests_before
+
+
 def write_hw3(folder, n_train: int, n_test: int):
     folder.mkdir()
     train, test = generate(n_train, seed=5), generate(n_test, seed=6)
