@@ -7,12 +7,14 @@ run it as a real subprocess and must print the same line.
 
 from __future__ import annotations
 
+import io
 import os
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +119,24 @@ def config_case(*args: str, expected: str):
     return lambda tmp: (list(args), expected)
 
 
+def file_case(name: str, content: bytes, expected: str):
+    """A fer2013 data.path that is some other kind of file: `expected` is formatted with its path."""
+    def build(tmp):
+        path = tmp / name
+        path.write_bytes(content)
+        return ["data=fer2013", f"data.path={path}"], expected.format(path=path)
+    return build
+
+
+def excel_workbook() -> bytes:
+    """The zip an .xlsx is (its parts list first), as a user who saved the csv from Excel has it."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as book:
+        book.writestr("[Content_Types].xml", "<Types/>")
+        book.writestr("xl/workbook.xml", "<workbook/>")
+    return buffer.getvalue()
+
+
 CASES = {
     "missing file": lambda tmp: (["data=fer2013", f"data.path={tmp / 'nowhere.csv'}"],
                                  f"{tmp / 'nowhere.csv'}: no such file; expected the Kaggle fer2013.csv"),
@@ -186,6 +206,13 @@ CASES = {
     "register without logging": config_case("tracking.register=fer-cnn", "tracking.log_model=false",
                                             expected="config key 'tracking.log_model': expected true, so that "
                                                      "tracking.register=fer-cnn has a model to register, got False"),
+    "a JPEG as the csv": file_case("fer2013.csv", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", "{path}: a JPEG image, not a "
+                                   "text csv; expected a header emotion,pixels,[Usage] and one row per image"),
+    "UTF-16 csv": file_case("fer2013.csv", "emotion,pixels,Usage\n".encode("utf-16"), "{path}: UTF-16 text (save "
+                            "it as CSV UTF-8), not a text csv"),
+    "Excel workbook": file_case("fer2013.xlsx", excel_workbook(), "{path}: an Excel workbook (or another Office "
+                                "file); expected the Kaggle fer2013.csv, the workbook saved as CSV UTF-8"),
+    "a device as data.path": lambda tmp: (["data=fer2013", "data.path=/dev/null"], "/dev/null: not a regular file"),
     "seed out of numpy's range": config_case("seed=-1", expected="config key 'seed': expected a whole number from 0 "
                                              "to 4294967295 (numpy's seeds), got -1"),
     "accelerator not here": config_case("trainer.accelerator=tpu", expected="config key 'trainer.accelerator': "

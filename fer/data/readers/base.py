@@ -103,6 +103,17 @@ def _parse_pixels_slowly(token: bytes) -> np.ndarray:
     return np.array(values, dtype=np.uint8)
 
 
+NOT_TEXT = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
+            b"PK\x03\x04": "a zip archive (an Excel workbook is one: save it as CSV UTF-8)", b"%PDF": "a PDF document",
+            b"\xff\xfe": "UTF-16 text (save it as CSV UTF-8)", b"\xfe\xff": "UTF-16 text (save it as CSV UTF-8)"}
+
+
+def not_text(data: bytes) -> str | None:
+    """What a file that is not a text csv is, from its first bytes; None when it may be one."""
+    kind = next((kind for magic, kind in NOT_TEXT.items() if data.startswith(magic)), None)
+    return kind or ("binary data (NUL bytes)" if b"\x00" in data[:4096] else None)
+
+
 def read_bytes(path: Path, expected: str) -> bytes:
     """The file's bytes, gunzipped when it is gzip (recognised by content, not name); `expected` says what
     an empty file should have held."""
@@ -122,6 +133,8 @@ def read_bytes(path: Path, expected: str) -> bytes:
     data = data.removeprefix(b"\xef\xbb\xbf")
     if not data or data.isspace():
         raise DataError(path, f"empty file; expected {expected}")
+    if kind := not_text(data):
+        raise DataError(path, f"{kind}, not a text csv; expected {expected}")
     return data
 
 

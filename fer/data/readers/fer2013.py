@@ -40,6 +40,9 @@ def read_rows(path, on_bad_row: str = "error") -> Rows:
         inside = sorted(p.name for p in path.iterdir() if p.name.lower().endswith((".csv", ".gz", ".npz")))
         hint = f" (it holds {', '.join(inside[:5])}: pass one of them)" if inside else ""
         raise DataError(path, f"is a folder; expected fer2013.csv, .csv.gz or a prepared .npz{hint}")
+    if path.exists() and not path.is_file():
+        raise DataError(path, "not a regular file (a device or a pipe); expected the Kaggle fer2013.csv "
+                        "(emotion,pixels,Usage), its .csv.gz or a prepared .npz")
     if not path.is_file():
         cache = _cache_path(path)
         hint = f"; {cache} exists and can be passed instead" if cache.is_file() else ""
@@ -160,6 +163,9 @@ def _load_npz(path: Path, on_bad_row: str, cached: bool = False) -> Rows:
         raise DataError(path, "no such file") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(path, f"not a readable .npz file ({e}); expected arrays {_FER_KEYS}") from None
+    if "[Content_Types].xml" in arrays:  # the zip every Office Open XML file is
+        raise DataError(path, "an Excel workbook (or another Office file); expected the Kaggle fer2013.csv, the "
+                        "workbook saved as CSV UTF-8, or a prepared .npz")
     for key in ("pixels", "emotion"):
         if key not in arrays:
             raise DataError(path, f"missing array '{key}': expected {_FER_KEYS}; found "
