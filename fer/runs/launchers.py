@@ -24,6 +24,7 @@ class Launcher:
     ddp: bool  # each job is its own allocation with its own tasks, so it may train with DDP
     preemptible: bool  # a cluster may preempt a job; submitit then requeues it, and it resumes its run
     needs: str = ""  # a program the launching machine must have on PATH
+    remote: bool = False  # jobs run on other machines (a cluster's nodes): what this one has says nothing of theirs
 
 
 SUBMITIT = "hydra_plugins.hydra_submitit_launcher.submitit_launcher."
@@ -31,7 +32,8 @@ LAUNCHERS = {  # by the launcher config's _target_
     "hydra._internal.core_plugins.basic_launcher.BasicLauncher": Launcher("basic", True, False, False),
     "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher": Launcher("joblib", False, False, False),
     f"{SUBMITIT}LocalLauncher": Launcher("submitit_local", True, True, True),
-    f"{SUBMITIT}SlurmLauncher": Launcher("submitit_slurm", True, True, True, needs="sbatch"),
+    f"{SUBMITIT}SlurmLauncher": Launcher("submitit_slurm", True, True, True, needs="sbatch",
+                                                    remote=True),
 }
 OTHER = Launcher("other", stops_here=False, ddp=False, preemptible=False)  # what fer assumes of one it does not know
 

@@ -21,16 +21,20 @@ import signal
 import sys
 from pathlib import Path
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException, OverrideParseException
 from hydra.experimental.callback import Callback
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
-from fer.config.hydra_errors import comma_sweeps
+from fer.config.hydra_errors import comma_sweeps, composition_error
+from fer.config.options import compose
 from fer.console import say
 from fer.errors import EXIT_BAD_INPUT, EXIT_CODES, ConfigError, FerError
 from fer.runs.job import JOBS_DIR, PARENT_FILE, SIGNALS, STOPPED_FILE
 from fer.runs.launchers import check_launcher, launcher_of
 from fer.runs.resume import own_overrides
+from fer.runs.validate import validate
 from fer.stops import Stopped
 from fer.sweeps.comparison import log_comparison
 from fer.tracking import tags
@@ -141,10 +145,12 @@ class SweepCallback(Callback):
 
 
 def preflight(config: DictConfig) -> None:
-    """What the sweep needs, checked before its parent run exists: the launcher's program, and with fer's Optuna
-    sweeper its settings and its study's storage (reached, its driver installed); no path split by its commas."""
+    """What the sweep needs, checked before its parent run exists: the launcher's program, every swept value,
+    and with fer's Optuna sweeper its settings and its study's storage (reached, its driver installed); no path
+    split by its commas."""
     comma_sweeps(config.hydra.overrides.task)
     check_launcher(config)
+    check_jobs(config)
     sweeper = config.hydra.sweeper
     if str(sweeper.get("_target_", "")).endswith(".FerOptunaSweeper"):
         from fer.sweeps.optuna_sweeper import OptunaSearch  # optuna only for a search
@@ -152,6 +158,24 @@ def preflight(config: DictConfig) -> None:
         settings = OmegaConf.to_container(sweeper, resolve=True)
         settings.pop("_target_")
         OptunaSearch(**settings).check_storage(Path(str(config.hydra.sweep.dir)))
+
+
+def check_jobs(config: DictConfig) -> None:
+    """The swept values, composed with the rest of the command and validated as their jobs will be: a value no
+    job can train with is one line, not a FAILED sweep. Every value is in one checked job, each key swept at once
+    (the i-th values together), not every combination, so a large grid costs seconds; a search's intervals are
+    its sampler's."""
+    overrides = OverridesParser.create().parse_overrides(own_overrides(config.hydra.overrides.task))
+    fixed = [o.input_line for o in overrides if not o.is_sweep_override()]
+    swept = [[f"{o.get_key_element()}={value}" for value in o.sweep_string_iterator()] for o in overrides
+             if o.is_discrete_sweep()]
+    runs_here = not launcher_of(config.hydra.launcher).remote
+    for i in range(max(map(len, swept), default=1)):
+        try:
+            cfg = compose("config", [*fixed, *(values[min(i, len(values) - 1)] for values in swept)])
+        except (ConfigCompositionException, OverrideParseException) as e:
+            raise composition_error(e) from None
+        validate(cfg, runs_here)
 
 
 def register_best(client, parent_id: str, tracking: DictConfig) -> None:

@@ -284,6 +284,19 @@ def test_a_path_with_a_comma_in_a_sweep_is_one_path_not_a_sweep_over_its_pieces(
     assert [r.data.params["data.path"] for r in jobs] == [str(path)]
 
 
+@pytest.mark.parametrize("sweep, says", [
+    (["optim.lr=-1,0.1"], "config key 'optim.lr': expected a positive number, got -1.0"),
+    (["model=resnet,resnet50"], "config key 'model': expected one of cnn, dnn, dnn_matched, resnet, vgg16, vgg19, "
+                                "got 'resnet50'"),
+    (["seed=-1", "norm=none,unit"], "config key 'seed': expected a whole number from 0 to 4294967295"),
+], ids=["swept-value", "swept-option", "common-key"])
+def test_a_sweep_no_job_of_which_could_train_is_refused_before_its_parent_run(tmp_path, sweep, says):
+    """Each swept value is validated as its job will be, before the sweep's parent run exists (it was left FAILED)."""
+    line = error_line(call_fer("fer.train", "-m", *TRAIN, *sweep, cwd=tmp_path))
+    assert line.startswith(f"fer: error: {says}"), line
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "multirun").exists()
+
+
 def test_missing_class_and_odd_size_warn_and_train(tmp_path, empty_store):
     """No Neutral face to train on and one 64×64 image: both said on stderr, and the run still finishes."""
     root = tmp_path / "faces"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from helpers import artifact_bytes, assert_complete_run, run_fer, store
+from helpers import artifact_bytes, assert_complete_run, faces, run_fer, store, write_fer_csv
 
 from fer.runs.job import PARENT_FILE
 
@@ -65,8 +65,12 @@ def test_ablation_sweep_with_four_parallel_jobs(tmp_path):
 def test_a_failing_job_leaves_the_parent_failed_not_running(tmp_path):
     """The basic launcher stops the sweep at a failing job without Hydra's multirun-end hook (the parent is closed
     as the process ends: a process, not call_fer)."""
-    proc = run_fer("fer.train", "-m", "data.batch_size=32,-1", *TINY, cwd=tmp_path, check=False)
-    assert proc.returncode != 0 and "data.batch_size" in proc.stderr
+    usages = ["Training"] * 120 + ["PublicTest"] * 40 + ["PrivateTest"] * 40
+    good = write_fer_csv(tmp_path / "good.csv", faces(200), [i % 7 for i in range(200)], usages)
+    gone = tmp_path / "gone.csv"  # valid as a setting; its job finds no file: a failure no check before it can see
+    proc = run_fer("fer.train", "-m", "data=fer2013", f"data.path={good},{gone}", "trainer.max_epochs=2",
+                   "trainer.progress_bar=false", "explain=none", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and f"{gone}: no such file" in proc.stderr
     client = store(tmp_path)
     runs = client.search_runs([client.get_experiment_by_name("fer").experiment_id])
     (parent,) = [r for r in runs if r.data.tags.get("fer.role") == "sweep"]
