@@ -51,10 +51,10 @@ def _check_keys(node: DictConfig, prefix: str = "") -> None:
             _check_keys(child, f"{prefix}{key}.")
 
 
-def validate(cfg: DictConfig, runs_here: bool = True) -> DictConfig:
+def validate(cfg: DictConfig, on_this_machine: bool = True) -> DictConfig:
     """Reject values no type can rule out, before any data is read or model built; the config, ready to build
-    (`resolve_match`). A sweep checking jobs that a cluster runs elsewhere (not `runs_here`) leaves the
-    accelerator to the node."""
+    (`resolve_match`). A config for another machine (a cluster's node, a GPU recipe checked on a laptop) is not
+    `on_this_machine`: its accelerator is that machine's to have."""
     _check_keys(cfg)
     for registry in CHOICES:
         _check(cfg, registry.key, lambda v, r=registry: v in r, registry.expected())
@@ -68,7 +68,7 @@ def validate(cfg: DictConfig, runs_here: bool = True) -> DictConfig:
     _check(cfg, "optim.lr", positive, "a positive number")
     _check(cfg, "optim.weight_decay", non_negative, "0 or more")
     _check(cfg, "trainer.max_epochs", positive, "a positive integer")
-    if runs_here:
+    if on_this_machine:
         check_accelerator(cfg.trainer.accelerator, "trainer.accelerator")
     _check(cfg, "seed", lambda v: 0 <= v < 2**32, "a whole number from 0 to 4294967295 (numpy's seeds)")
     _check(cfg, "sched.anneal", lambda v: v in ("cos", "linear"), "cos or linear")

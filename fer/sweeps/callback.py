@@ -169,13 +169,13 @@ def check_jobs(config: DictConfig) -> None:
     fixed = [o.input_line for o in overrides if not o.is_sweep_override()]
     swept = [[f"{o.get_key_element()}={value}" for value in o.sweep_string_iterator()] for o in overrides
              if o.is_discrete_sweep()]
-    runs_here = not launcher_of(config.hydra.launcher).remote
+    on_this_machine = not launcher_of(config.hydra.launcher).remote
     for i in range(max(map(len, swept), default=1)):
         try:
             cfg = compose("config", [*fixed, *(values[min(i, len(values) - 1)] for values in swept)])
         except (ConfigCompositionException, OverrideParseException) as e:
             raise composition_error(e) from None
-        validate(cfg, runs_here)
+        validate(cfg, on_this_machine)
 
 
 def register_best(client, parent_id: str, tracking: DictConfig) -> None:

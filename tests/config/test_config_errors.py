@@ -44,7 +44,7 @@ def test_every_option_composes_and_validates(group, option):
         assert cfg.tracking.experiment == option
     elif group != "hparams_search":
         assert cfg[group].name == option.removesuffix("_matched")
-    validate(cfg)
+    validate(cfg, on_this_machine=False)  # trainer=gpu is valid for a GPU machine
 
 
 @pytest.mark.parametrize("group", REGISTRIES)

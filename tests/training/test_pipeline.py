@@ -199,7 +199,7 @@ def test_smaller_crops_are_whole_pixel_windows_of_each_face_at_many_places(impl)
 
 
 def test_sota_recipe_composes_and_validates():
-    cfg = validate(composed("experiment=sota"))
+    cfg = validate(composed("experiment=sota"), on_this_machine=False)  # a GPU recipe
     assert (cfg.model.name, cfg.optim.name, cfg.optim.nesterov, cfg.sched.name, cfg.aug.name) == (
         "vgg16", "sgd", True, "onecycle", "strong")
     assert (cfg.data.name, cfg.data.val_policy, cfg.test.tta, cfg.trainer.precision) == (
