@@ -26,6 +26,7 @@ from kornia.geometry.transform import get_rotation_matrix2d, warp_affine  # noqa
 from matplotlib.figure import Figure  # noqa: E402
 from torch import nn  # noqa: E402
 
+from fer.explain.figures import NO_TICKS  # noqa: E402
 from fer.labels import IMAGE_SIZE  # noqa: E402
 
 DECAY = 1.0
@@ -204,7 +205,7 @@ def filters_figure(result: AscentResult, title: str, columns: int = 8) -> Figure
     columns = max(1, min(columns, count))
     rows = math.ceil(count / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.45 * rows + 0.5), squeeze=False,
-                             layout="constrained")
+                             layout="constrained", subplot_kw=NO_TICKS)
     for i, ax in enumerate(axes.flat):
         if i >= count:
             ax.remove()
