@@ -65,9 +65,11 @@ def output_path(path: str | Path, key: str, folder: bool = False) -> Path:
         in_the_way = next(p for p in (folder_path, *folder_path.parents) if p.exists() and not p.is_dir())
         raise ConfigError(key, f"a path through folders ({in_the_way} is a file)", str(path)) from None
     except OSError as e:
-        raise ConfigError(key, f"a place fer can write (making {e.filename}: {e.strerror})", str(path)) from None
-    if not os.access(folder_path, os.W_OK):
-        raise ConfigError(key, f"a place fer can write ({folder_path.absolute()} is not writable)", str(path))
+        raise (unusable_folder(e) or ConfigError(key, f"a place fer can write (making {e.filename}: {e.strerror})",
+                                                 str(path))) from None
+    if not os.access(folder_path, os.W_OK):  # said like any folder fer cannot write, naming what it would write
+        code = errno.EROFS if os.statvfs(folder_path).f_flag & os.ST_RDONLY else errno.EACCES
+        raise unusable_folder(OSError(code, os.strerror(code), str(path)))
     return path
 
 
