@@ -32,8 +32,7 @@ LAUNCHERS = {  # by the launcher config's _target_
     "hydra._internal.core_plugins.basic_launcher.BasicLauncher": Launcher("basic", True, False, False),
     "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher": Launcher("joblib", False, False, False),
     f"{SUBMITIT}LocalLauncher": Launcher("submitit_local", True, True, True),
-    f"{SUBMITIT}SlurmLauncher": Launcher("submitit_slurm", True, True, True, needs="sbatch",
-                                                    remote=True),
+    f"{SUBMITIT}SlurmLauncher": Launcher("submitit_slurm", True, True, True, needs="sbatch", remote=True),
 }
 OTHER = Launcher("other", stops_here=False, ddp=False, preemptible=False)  # what fer assumes of one it does not know
 

@@ -24,13 +24,12 @@ def check_accelerator(name: str, key: str) -> None:
     would find out only when the Trainer is built, in a traceback, after the run was opened."""
     if name == "auto":
         return
-    have = sorted(n for n in AcceleratorRegistry.available_accelerators()
-                  if AcceleratorRegistry[n]["accelerator"].is_available())
-    wanted = ("cuda", "mps") if name == "gpu" else (name,)  # Lightning's alias for whichever GPU there is
-    if not set(wanted) & set(have):
-        known = name == "gpu" or name in AcceleratorRegistry.available_accelerators()
+    known = AcceleratorRegistry.available_accelerators() | {"gpu"}  # gpu: Lightning's alias for whichever GPU
+    have = sorted(n for n in known - {"gpu"} if AcceleratorRegistry[n]["accelerator"].is_available())
+    wanted = {"cuda", "mps"} if name == "gpu" else {name}
+    if not wanted & set(have):
         raise ConfigError(key, f"an accelerator this machine has: {' or '.join(['auto', *have])}"
-                          + ("" if known else " (Lightning knows cpu, gpu, cuda, mps and tpu)"), name)
+                          + ("" if name in known else f" (Lightning knows {', '.join(sorted(known))})"), name)
 
 
 class ProgressBar(RichProgressBar):
