@@ -7,8 +7,9 @@ and (c) `bare`: optimizer steps of that model on one fixed batch, no data at all
 `fer_fused` time (b) with that `aug.impl`. Each row: images per second after warm-up and the seconds a
 FER2013 training epoch (28,709 images) takes at that rate; CUDA events on a GPU, perf_counter on a CPU.
 With them: training FLOPs per image (forward + backward, torch.utils.flop_counter), a measured matmul
-ceiling (bf16 on a GPU, fp32 on a CPU) and the fraction of it each row reaches. Prints a table and writes
-`bench.output` (JSON). The images are random bytes of FER2013's shape: timings do not depend on content.
+ceiling (bf16 on a GPU; on a CPU bf16 or fp32, as the training precision) and the fraction of it each row
+reaches. Prints a table and writes `bench.output` (JSON). The images are random bytes of FER2013's shape:
+timings do not depend on content.
 """
 
 from __future__ import annotations
@@ -197,9 +198,9 @@ def flops_per_image(module: FERModule, side: int) -> int:
     return counter.get_total_flops() // 2
 
 
-def matmul_ceiling(device: torch.device, size: int | None, clock: Clock) -> tuple[float, str]:
-    """FLOP/s of a large square matmul: bf16 on a GPU, fp32 on a CPU."""
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+def matmul_ceiling(device: torch.device, precision: str, size: int | None, clock: Clock) -> tuple[float, str]:
+    """FLOP/s of a large square matmul: bf16 on a GPU, on a CPU in the training precision's (bf16 or fp32)."""
+    dtype = torch.bfloat16 if device.type == "cuda" or str(precision).startswith("bf16") else torch.float32
     n = size or (8192 if device.type == "cuda" else 1024)
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     for _ in range(3):
@@ -255,7 +256,7 @@ def run(cfg) -> dict:
         for name in cfg.bench.pipelines:  # in the order given; the first also pays for compilation in its warm-up
             timings[name].append(PIPELINES.get(name)(module, splits, cfg, device, clock, workers))
     rates = {name: statistics.median(r) for name, r in timings.items()}
-    ceiling, dtype = matmul_ceiling(device, cfg.bench.matmul_size, clock)
+    ceiling, dtype = matmul_ceiling(device, cfg.trainer.precision, cfg.bench.matmul_size, clock)
     rows = [{"pipeline": name, "images_per_s": rate, "s_per_fer2013_epoch": TRAINING_ROWS / rate,
              "fraction_of_ceiling": rate * flops / ceiling} for name, rate in rates.items()]
     return {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",

@@ -132,7 +132,7 @@ class TrainerConfig:
     accelerator: str = "auto"
     devices: Any = "auto"
     strategy: str = "auto"  # ddp: one process per device (trainer=ddp); metrics synced, rank 0 tracks
-    precision: str = "32-true"
+    precision: str = "32-true"  # Lightning's, or auto: bf16-mixed where the device has bf16 units, else 32-true
     max_epochs: int = 12
     budget_min: float | None = None  # minutes from the job's start to the end of training; steps and schedule fit it
     limit_train_batches: int | None = None

@@ -1,5 +1,5 @@
 """Checks that a type cannot express (ranges, option names), run before any data is read or model built, and what
-the composed config leaves to resolve (`model.match`'s widths).
+the composed config leaves to resolve (`model.match`'s widths, `trainer.precision=auto`).
 
 The option names come from each room's registry, so a new option is valid once it is registered; this is why it
 sits above every room that has one.
@@ -27,7 +27,7 @@ from fer.models.dnn import matched_widths
 from fer.models.norm import NORMS
 from fer.training.module import class_set
 from fer.training.optim import OPTIMIZERS, SCHEDULES
-from fer.training.trainer import STRATEGIES, check_accelerator
+from fer.training.trainer import PRECISIONS, STRATEGIES, check_accelerator, native_precision
 from fer.training.tta import RESIZING, TTA_MODES
 
 CHOICES = (MODELS, ACTIVATIONS, DATASETS, VAL_POLICIES, ON_BAD_ROW, CLASS_SETS, LABEL_MODES, CLEANING, NORMS,
@@ -68,8 +68,12 @@ def validate(cfg: DictConfig, on_this_machine: bool = True) -> DictConfig:
     _check(cfg, "optim.lr", positive, "a positive number")
     _check(cfg, "optim.weight_decay", non_negative, "0 or more")
     _check(cfg, "trainer.max_epochs", positive, "a positive integer")
+    _check(cfg, "trainer.precision", lambda v: v in PRECISIONS, "auto (bf16 where the device has it, else fp32) "
+           f"or one of Lightning's: {', '.join(PRECISIONS[1:])}")
     if on_this_machine:
         check_accelerator(cfg.trainer.accelerator, "trainer.accelerator")
+        if cfg.trainer.precision == "auto":  # resolved here, so the run's params say what ran
+            cfg.trainer.precision = native_precision(cfg.trainer.accelerator)
     _check(cfg, "seed", lambda v: 0 <= v < 2**32, "a whole number from 0 to 4294967295 (numpy's seeds)")
     _check(cfg, "sched.anneal", lambda v: v in ("cos", "linear"), "cos or linear")
     _check(cfg, "trainer.budget_min", lambda v: v is None or v > 0, "a positive number of minutes or null")

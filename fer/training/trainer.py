@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import get_args
 
 import pytorch_lightning as pl
+import torch
+from lightning_fabric.connector import _PRECISION_INPUT_STR, _PRECISION_INPUT_STR_ALIAS
 from pytorch_lightning.accelerators import AcceleratorRegistry
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 
@@ -30,6 +33,21 @@ def check_accelerator(name: str, key: str) -> None:
     if not wanted & set(have):
         raise ConfigError(key, f"an accelerator this machine has: {' or '.join(['auto', *have])}"
                           + ("" if name in known else f" (Lightning knows {', '.join(sorted(known))})"), name)
+
+
+# what `trainer.precision` may be: Lightning's own names and aliases, and fer's `auto`
+PRECISIONS = ("auto", *get_args(_PRECISION_INPUT_STR), *get_args(_PRECISION_INPUT_STR_ALIAS))
+
+
+def native_precision(accelerator: str) -> str:
+    """`trainer.precision=auto`: bf16-mixed where the device multiplies bfloat16 in hardware (a GPU that supports
+    it; a CPU with AVX-512 BF16 or AMX), else 32-true, since a CPU without them emulates bf16 more slowly than fp32."""
+    if accelerator in ("cuda", "gpu") or (accelerator == "auto" and torch.cuda.is_available()):
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+    if accelerator not in ("cpu", "auto"):
+        return "32-true"
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu's own, private in torch 2.13
+    return "bf16-mixed" if any(getattr(torch.cpu, probe, lambda: False)() for probe in probes) else "32-true"
 
 
 class ProgressBar(RichProgressBar):

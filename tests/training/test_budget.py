@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from fer.training.budget import TimeBudget
 from fer.training.optim import build_schedule
+from fer.training.trainer import native_precision
 
 BUDGET_MIN = 0.4
 
@@ -27,6 +28,7 @@ def test_laptop_recipe_on_synthetic_data_ends_its_schedule_within_the_budget(tmp
     assert run.info.experiment_id == client.get_experiment_by_name("laptop").experiment_id
     metrics, params = run.data.metrics, run.data.params
     assert params["model.name"] == "resnet" and params["trainer.budget_min"] == str(BUDGET_MIN)
+    assert params["trainer.precision"] == native_precision("cpu")  # the recipe's `auto`, recorded as what ran
     planned = client.get_metric_history(run.info.run_id, "budget_planned_steps")
     assert planned and metrics["budget_steps"] == planned[-1].value  # trained the steps of the last plan
     # the one-cycle schedule ran to its end: the last step's rate is the final one, optim.lr / 25 / 1e4

@@ -209,7 +209,18 @@ def test_sota_recipe_composes_and_validates():
 
 
 @pytest.mark.parametrize("override,key", [("test.tta=fivecrop", "test.tta"), ("aug.impl=numpy", "aug.impl"),
-                                          ("trainer.ema_decay=1.0", "trainer.ema_decay")])
+                                          ("trainer.ema_decay=1.0", "trainer.ema_decay"),
+                                          ("trainer.precision=bf32", "trainer.precision")])
 def test_bad_pipeline_values_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key):
         validate(composed(override))
+
+
+@pytest.mark.parametrize("avx512_bf16,amx,expected", [(False, False, "32-true"), (True, False, "bf16-mixed"),
+                                                      (False, True, "bf16-mixed")])
+def test_the_laptop_recipe_takes_bf16_only_on_a_cpu_with_bf16_units(monkeypatch, avx512_bf16, amx, expected):
+    """A laptop without AVX-512 BF16 or AMX would emulate bf16, slower than fp32: it trains in fp32."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert validate(composed("experiment=laptop")).trainer.precision == expected
+    assert validate(composed("experiment=laptop", "trainer.precision=32-true")).trainer.precision == "32-true"
