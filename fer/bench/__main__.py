@@ -4,8 +4,9 @@ On one model and device it times (a) `conventional`: per-sample PIL transforms i
 (fer/bench/conventional.py), (b) `fer`: the FERDataModule — uint8 splits on the device, batched augmentation
 there — both as real `Trainer.fit` epochs of the same FERModule (same precision, channels_last, compile),
 and (c) `bare`: optimizer steps of that model on one fixed batch, no data at all. Rows `fer_kornia` and
-`fer_fused` time (b) with that `aug.impl`. Each row: images per second after warm-up and the seconds a
-FER2013 training epoch (28,709 images) takes at that rate; CUDA events on a GPU, perf_counter on a CPU.
+`fer_fused` time (b) with that `aug.impl`. Each row: images per second after warm-up (the median of
+`bench.rounds`), the seconds a FER2013 training epoch (28,709 images) takes at that rate, and the median of its
+rounds' ratios to bare; CUDA events on a GPU, perf_counter on a CPU.
 With them: training FLOPs per image (forward + backward, torch.utils.flop_counter), a measured matmul
 ceiling (bf16 on a GPU; on a CPU bf16 or fp32, as the training precision) and the fraction of it each row
 reaches. Prints a table and writes `bench.output` (JSON). The images are random bytes of FER2013's shape:
@@ -256,9 +257,13 @@ def run(cfg) -> dict:
         for name in cfg.bench.pipelines:  # in the order given; the first also pays for compilation in its warm-up
             timings[name].append(PIPELINES.get(name)(module, splits, cfg, device, clock, workers))
     rates = {name: statistics.median(r) for name, r in timings.items()}
+    # against bare, each round's ratio and their median: a slow spell of a shared machine hits a round's pipelines
+    # alike and cancels out, where the ratio of two medians would take them from different rounds
+    of_bare = {name: statistics.median(a / b for a, b in zip(r, timings["bare"], strict=True))
+               if "bare" in timings else None for name, r in timings.items()}
     ceiling, dtype = matmul_ceiling(device, cfg.trainer.precision, cfg.bench.matmul_size, clock)
     rows = [{"pipeline": name, "images_per_s": rate, "s_per_fer2013_epoch": TRAINING_ROWS / rate,
-             "fraction_of_ceiling": rate * flops / ceiling} for name, rate in rates.items()]
+             "fraction_of_ceiling": rate * flops / ceiling, "of_bare": of_bare[name]} for name, rate in rates.items()]
     return {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "model": cfg.model.name, "batch_size": cfg.data.batch_size, "aug": cfg.aug.name,
             "aug_impl": cfg.aug.impl, "precision": cfg.trainer.precision, "compile": cfg.trainer.compile,
@@ -271,12 +276,11 @@ def run(cfg) -> dict:
 def print_table(result: dict) -> None:
     table = Table(title=f"fer.bench: {result['model']}, batch {result['batch_size']}, aug {result['aug']} "
                         f"({result['aug_impl']}), {result['precision']}, on {result['device']}")
-    bare = next((r["images_per_s"] for r in result["rows"] if r["pipeline"] == "bare"), None)
     for col in ("pipeline", "images/s", "s per FER2013 epoch", "of matmul ceiling", "of bare"):
         table.add_column(col, justify="left" if col == "pipeline" else "right")
     for r in result["rows"]:
         table.add_row(r["pipeline"], f"{r['images_per_s']:,.0f}", f"{r['s_per_fer2013_epoch']:.3f}",
-                      f"{r['fraction_of_ceiling']:.1%}", f"{r['images_per_s'] / bare:.2f}×" if bare else "")
+                      f"{r['fraction_of_ceiling']:.1%}", f"{r['of_bare']:.2f}×" if r["of_bare"] else "")
     console = Console()
     console.print(table)
     console.print(f"training FLOPs per image {result['train_flops_per_image'] / 1e9:.3f} G; matmul ceiling "

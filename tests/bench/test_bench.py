@@ -34,6 +34,9 @@ def test_bench_cli_writes_the_three_rows(tmp_path):
     assert list(rows) == ["conventional", "fer", "bare"]
     for name, rates in result["timings"].items():  # the pipelines timed in turn; each row their median
         assert len(rates) == 2 and rows[name]["images_per_s"] == statistics.median(rates)
+        # against bare within each round, so a slow spell that hit one round's pipelines alike cancels
+        ratios = [a / b for a, b in zip(rates, result["timings"]["bare"], strict=True)]
+        assert rows[name]["of_bare"] == statistics.median(ratios)
     for r in rows.values():
         assert r["images_per_s"] > 0 and r["s_per_fer2013_epoch"] > 0 and 0 < r["fraction_of_ceiling"] < 1
         assert abs(r["s_per_fer2013_epoch"] * r["images_per_s"] - 28709) < 1e-6 * 28709
