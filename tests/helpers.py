@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from unittest import mock
 
+import forked
 import numpy as np
 import torch
 from hydra.core.global_hydra import GlobalHydra
@@ -70,11 +71,16 @@ def tiny(*overrides: str):
     return cfg, dm, FERModule(OmegaConf.to_container(cfg, resolve=True), dm.test_names)
 
 
-def run_fer(module: str, *args: str, cwd: Path, check: bool = True, env: dict | None = None
+def run_fer(module: str, *args: str, cwd: Path, check: bool = True, env: dict | None = None, fresh: bool = False
             ) -> subprocess.CompletedProcess:
+    """`python -m <module> <args>` as its own process: forked from the server that imported fer once (forked.py), or
+    with `fresh` a new interpreter, for what only one can show."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
-                          env=env, timeout=600)
+    if fresh:
+        proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
+                              env=env, timeout=600)
+    else:
+        proc = forked.run(module, *args, cwd=cwd, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"{module} {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -243,7 +243,7 @@ def test_bad_input_is_one_line_and_nothing_trains(tmp_path, case):
 @pytest.mark.parametrize("case", SUBPROCESS)
 def test_a_real_process_says_the_same(tmp_path, case):
     args, _ = CASES[case](tmp_path)
-    proc = run_fer("fer.train", *TRAIN, *args, cwd=tmp_path, check=False)
+    proc = run_fer("fer.train", *TRAIN, *args, cwd=tmp_path, check=False, fresh=True)
     assert error_line(proc) == error_line(call_fer("fer.train", *TRAIN, *args, cwd=tmp_path))
     assert not (tmp_path / "mlflow.db").exists()
 

@@ -10,10 +10,10 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
+import forked
 import pytest
 from helpers import astronaut, call_fer, write_video
 from PIL import Image
@@ -29,11 +29,10 @@ WAIT = 30_000  # ms
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("registered")]  # on the worker that trains the model
 
 
-def start_demo(cwd: Path, *args: str) -> tuple[subprocess.Popen, str]:
+def start_demo(cwd: Path, *args: str) -> tuple[forked.Command, str]:
     """`python -m fer.demo model=models:/fer-cnn@champion port=0 <args>` and the URL it prints."""
-    proc = subprocess.Popen([sys.executable, "-m", "fer.demo", "model=models:/fer-cnn@champion", "port=0", *args],
-                            cwd=cwd, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = forked.Command("fer.demo", "model=models:/fer-cnn@champion", "port=0", *args, cwd=cwd,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     line = proc.stdout.readline()
     if "http://" not in line:
         proc.kill()

@@ -10,10 +10,10 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import cv2
+import forked
 import mlflow
 import numpy as np
 import pytest
@@ -113,9 +113,9 @@ def test_ctrl_c_keeps_the_rows_and_the_video_written_so_far(registered, tmp_path
     frames and the annotated copy decodes with as many frames as the line says."""
     cwd, *_ = registered
     write_video(tmp_path / "long.mp4", frames=600)
-    proc = subprocess.Popen([sys.executable, "-m", "fer.predict", "model=models:/fer-cnn@champion",
-                             f"video={tmp_path / 'long.mp4'}", f"output={tmp_path / 'out'}"], cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = forked.Command("fer.predict", "model=models:/fer-cnn@champion", f"video={tmp_path / 'long.mp4'}",
+                          f"output={tmp_path / 'out'}", cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 120
     while not (tmp_path / "out" / "emotions.csv").exists() or len(read_rows(tmp_path / "out" / "emotions.csv")) < 10:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()

@@ -8,9 +8,9 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
+import forked
 import pytest
 from helpers import SLIM_CNN, store, submitit_tasks
 
@@ -31,9 +31,8 @@ def children_with_an_epoch(client) -> list:
 def test_a_submitit_sweep_is_one_parent_and_a_preempted_job_resumes_into_its_run(tmp_path, empty_store):
     shutil.copy(empty_store, tmp_path / "mlflow.db")  # its tables made: this test's reads race no migration
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "fer.train", "-m", "hydra/launcher=slurm_local", *LONG,
-                             "optim.lr=0.001,0.002"], cwd=tmp_path, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = forked.Command("fer.train", "-m", "hydra/launcher=slurm_local", *LONG, "optim.lr=0.001,0.002",
+                          cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     while len(children_with_an_epoch(store(tmp_path))) < 2:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()

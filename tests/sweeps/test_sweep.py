@@ -18,8 +18,8 @@ TINY = ["data.n_train=160", "data.n_val=64", "data.n_test=64", "trainer.max_epoc
         "explain=none"]
 
 
-def test_ablation_sweep_with_four_parallel_jobs(tmp_path):
-    proc = run_fer("fer.train", "-m", "experiment=ablation", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4",
+def test_ablation_sweep_of_four_jobs_on_two_parallel_workers(tmp_path):
+    proc = run_fer("fer.train", "-m", "experiment=ablation", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                    *TINY, "tracking.register=fer-ablation", "tracking.alias=best", cwd=tmp_path)
     client = store(tmp_path)
     exp = client.get_experiment_by_name("ablation")

@@ -10,9 +10,9 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
+import forked
 import pytest
 from helpers import SLIM_CNN, artifact_bytes, assert_complete_run, store
 
@@ -28,9 +28,8 @@ def test_ctrl_c_stops_a_joblib_sweep_killed_and_one_command_continues_it(tmp_pat
     args = ["-m", "norm=none,standardize", "aug=none,keras", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
             *SLIM_CNN, "data.n_train=600", "data.n_val=96", "data.n_test=96", "trainer.max_epochs=3",
             "trainer.progress_bar=false", "explain=none"]
-    sweep = subprocess.Popen([sys.executable, "-m", "fer.train", *args], cwd=tmp_path, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    sweep = forked.Command("fer.train", *args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     client = store(tmp_path)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # both first jobs past their first epoch's checkpoint, one epoch to go
@@ -56,8 +55,9 @@ def test_ctrl_c_stops_a_joblib_sweep_killed_and_one_command_continues_it(tmp_pat
                   if line.startswith("fer: continue it with: ")]
     assert "resume it with" not in err and f"resume={parent.info.run_id}" in command
 
-    again = subprocess.run(shlex.split(command), cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    python, dash_m, module, *rest = shlex.split(command)  # as a shell runs it
+    assert (python, dash_m, module) == ("python", "-m", "fer.train"), command
+    again = forked.run(module, *rest, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"}, timeout=300)
     assert again.returncode == 0, again.stderr
     runs = client.search_runs([client.get_experiment_by_name("fer").experiment_id])
     (parent,) = [r for r in runs if r.data.tags.get("fer.role") == "sweep"]

@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 
+import forked
 import mlflow
 import numpy as np
 import pytest
@@ -186,9 +187,9 @@ def test_ctrl_c_while_predicting_a_folder_keeps_what_was_classified(registered, 
     Image.fromarray(astronaut()).save(tmp_path / "photos" / "0000.jpg", quality=92)
     for k in range(1, 400):  # the same photo under 400 names: far more than it classifies before the signal
         (tmp_path / "photos" / f"{k:04d}.jpg").symlink_to(tmp_path / "photos" / "0000.jpg")
-    proc = subprocess.Popen([sys.executable, "-m", "fer.predict", "model=models:/fer-cnn@champion",
-                             f"images={tmp_path / 'photos'}", f"output={tmp_path / 'out'}"], cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = forked.Command("fer.predict", "model=models:/fer-cnn@champion", f"images={tmp_path / 'photos'}",
+                          f"output={tmp_path / 'out'}", cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 120
     while len(list((tmp_path / "out" / "annotated").glob("*.jpg"))) < 3:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()

@@ -7,10 +7,10 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+import forked
 import pytest
 from helpers import QUICK, SLIM_CNN, call_fer, only_run, store, tamper
 
@@ -23,16 +23,14 @@ LONG = [*SLIM_CNN, "data.n_train=2000", "data.n_val=160", "data.n_test=160", f"t
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "lr")
 
 
-def start(cwd, *args) -> subprocess.Popen:
+def start(cwd, *args) -> forked.Command:
     """`python -m fer.train <args>` as a shell starts it in the foreground: Ctrl-C not ignored, whatever the test
     process (an xdist worker that ran a sweep's job in-process) does with it."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "fer.train", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return forked.Command("fer.train", *args, cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def wait_for_epoch(proc: subprocess.Popen, cwd, epoch: int) -> str:
+def wait_for_epoch(proc: forked.Command, cwd, epoch: int) -> str:
     """Block until the run holds every metric of `epoch` (the lr of an epoch is logged last); its run id."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 
+import forked
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -18,7 +18,7 @@ LONG = ["data.n_train=2000", "data.n_val=160", "data.n_test=160", f"trainer.max_
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "lr")
 
 
-def wait_for_epoch(client: MlflowClient, proc: subprocess.Popen, epoch: int, experiment: str) -> str:
+def wait_for_epoch(client: MlflowClient, proc: forked.Command, epoch: int, experiment: str) -> str:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
@@ -36,8 +36,8 @@ def wait_for_epoch(client: MlflowClient, proc: subprocess.Popen, epoch: int, exp
 def test_a_run_survives_the_team_server_going_down_and_lands_whole_in_postgres_and_s3(team_store, tmp_path):
     _, s3, server = team_store
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": server.url}
-    command = [sys.executable, "-m", "fer.train", "tracking=team", "tracking.experiment=team-fault", *LONG]
-    proc = subprocess.Popen(command, cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = forked.Command("fer.train", "tracking=team", "tracking.experiment=team-fault", *LONG, cwd=tmp_path, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     client = MlflowClient(server.url)
     run_id = wait_for_epoch(client, proc, 0, "team-fault")
     server.kill()

@@ -9,10 +9,10 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+import forked
 import pytest
 from helpers import QUICK, MlflowServer, assert_complete_run, call_fer, free_port, run_fer, store
 from mlflow.entities import Metric
@@ -45,10 +45,9 @@ class Training:
     def __init__(self, server: MlflowServer, cwd: Path, experiment: str, *args: str):
         self.server, self.experiment, self.err = server, experiment, cwd / "stderr.txt"
         with open(self.err, "w") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "fer.train", "tracking=server", f"tracking.uri={server.url}",
-                 f"tracking.experiment={experiment}", *SERVER_RUN, *args],
-                cwd=cwd, stdout=subprocess.PIPE, stderr=err, text=True)
+            self.proc = forked.Command("fer.train", "tracking=server", f"tracking.uri={server.url}",
+                                       f"tracking.experiment={experiment}", *SERVER_RUN, *args, cwd=cwd,
+                                       stdout=subprocess.PIPE, stderr=err)
 
     def stderr(self) -> str:
         return self.err.read_text()
@@ -179,9 +178,8 @@ def test_four_runs_started_together_on_a_fresh_sqlite_store(tmp_path):
     """Started in the same second, each still gets its own output folder (the run dir holds the pid), so no run
     logs another's checkpoint."""
     tiny = ["trainer=debug", "explain=none", "data.n_train=64", "data.n_val=32", "data.n_test=32"]
-    procs = [subprocess.Popen([sys.executable, "-m", "fer.train", *tiny, f"seed={i}"],
-                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(4)]
+    procs = [forked.Command("fer.train", *tiny, f"seed={i}", cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE) for i in range(4)]
     for proc in procs:
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, f"exit {proc.returncode}\n{out[-3000:]}\n{err[-3000:]}"
