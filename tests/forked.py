@@ -11,6 +11,7 @@ What a fresh interpreter itself must prove (the wheel, import side effects, a ba
 from __future__ import annotations
 
 import atexit
+import functools
 import io
 import multiprocessing
 import os
@@ -27,15 +28,14 @@ from multiprocessing import reduction
 
 COMMANDS = ["fer.train", "fer.evaluate", "fer.predict", "fer.demo.__main__", "fer.delivery", "fer.report",
             "fer.explain.__main__"]
-_context = None
 
 
+@functools.cache
 def _fork_server():
-    global _context
-    if _context is None:
-        _context = multiprocessing.get_context("forkserver")
-        _context.set_forkserver_preload(COMMANDS)
-    return _context
+    """The fork server, started (and fer imported in it) at the first command of this test process."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(COMMANDS)
+    return context
 
 
 class _Fd:
