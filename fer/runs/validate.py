@@ -27,7 +27,7 @@ from fer.models.dnn import matched_widths
 from fer.models.norm import NORMS
 from fer.training.module import class_set
 from fer.training.optim import OPTIMIZERS, SCHEDULES
-from fer.training.trainer import PRECISIONS, STRATEGIES, check_accelerator, native_precision
+from fer.training.trainer import FULL_PRECISION, PRECISIONS, STRATEGIES, check_accelerator, native_precision
 from fer.training.tta import RESIZING, TTA_MODES
 
 CHOICES = (MODELS, ACTIVATIONS, DATASETS, VAL_POLICIES, ON_BAD_ROW, CLASS_SETS, LABEL_MODES, CLEANING, NORMS,
@@ -70,6 +70,8 @@ def validate(cfg: DictConfig, on_this_machine: bool = True) -> DictConfig:
     _check(cfg, "trainer.max_epochs", positive, "a positive integer")
     _check(cfg, "trainer.precision", lambda v: v in PRECISIONS, "auto (bf16 where the device has it, else fp32) "
            f"or one of Lightning's: {', '.join(PRECISIONS[1:])}")
+    # by its full name: the run's params, and what fer.bench times its bare model in, say the precision trained in
+    cfg.trainer.precision = FULL_PRECISION.get(str(cfg.trainer.precision), cfg.trainer.precision)
     if on_this_machine:
         check_accelerator(cfg.trainer.accelerator, "trainer.accelerator")
         if cfg.trainer.precision == "auto":  # resolved here, so the run's params say what ran

@@ -8,7 +8,11 @@ from typing import get_args
 
 import pytorch_lightning as pl
 import torch
-from lightning_fabric.connector import _PRECISION_INPUT_STR, _PRECISION_INPUT_STR_ALIAS
+from lightning_fabric.connector import (
+    _PRECISION_INPUT_STR,
+    _PRECISION_INPUT_STR_ALIAS,
+    _PRECISION_INPUT_STR_ALIAS_CONVERSION,
+)
 from pytorch_lightning.accelerators import AcceleratorRegistry
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 
@@ -37,6 +41,8 @@ def check_accelerator(name: str, key: str) -> None:
 
 # what `trainer.precision` may be: Lightning's own names and aliases, and fer's `auto`
 PRECISIONS = ("auto", *get_args(_PRECISION_INPUT_STR), *get_args(_PRECISION_INPUT_STR_ALIAS))
+# an alias by its full name (bf16 → bf16-mixed, 32 → 32-true), as Lightning reads it, without its warning line
+FULL_PRECISION = _PRECISION_INPUT_STR_ALIAS_CONVERSION
 
 
 def native_precision(accelerator: str) -> str:

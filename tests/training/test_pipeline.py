@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from torch import nn
 from torch._dynamo.testing import CompileCounter
 
+from fer.bench.__main__ import autocast as bench_autocast
 from fer.config.schema import AugConfig
 from fer.data.augment import build_augmentation
 from fer.data.batch import Batch
@@ -214,6 +215,18 @@ def test_sota_recipe_composes_and_validates():
 def test_bad_pipeline_values_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key):
         validate(composed(override))
+
+
+@pytest.mark.parametrize("alias,full", [("bf16", "bf16-mixed"), ("32", "32-true"), ("16", "16-mixed")])
+def test_a_precision_alias_is_recorded_and_benchmarked_by_its_full_name(alias, full):
+    """Lightning trains `bf16` as bf16-mixed: the run's param says so, and fer.bench's bare model runs in it too."""
+    cfg = validate(composed(f"trainer.precision={alias}"), on_this_machine=False)
+    assert cfg.trainer.precision == full
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(full)
+    with bench_autocast(cfg.trainer.precision, torch.device("cpu")):
+        assert torch.is_autocast_enabled("cpu") == (dtype is not None)
+        if dtype is not None:
+            assert torch.get_autocast_dtype("cpu") == dtype
 
 
 @pytest.mark.parametrize("avx512_bf16,amx,expected", [(False, False, "32-true"), (True, False, "bf16-mixed"),
