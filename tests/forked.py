@@ -61,8 +61,9 @@ def _run(module: str, args: list[str], cwd: str, env: dict, fds: list[_Fd], new_
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     for target, fd in enumerate(fds):
-        os.dup2(fd.fd, target)
-        os.close(fd.fd)
+        if fd.fd != target:
+            os.dup2(fd.fd, target)
+            os.close(fd.fd)
     unbuffered = bool(env.get("PYTHONUNBUFFERED"))
     sys.stdout, sys.stderr = (io.TextIOWrapper(open(fd, "wb", buffering=0 if unbuffered else -1, closefd=False),
                                                encoding="utf-8", errors=errors, write_through=unbuffered,
