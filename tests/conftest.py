@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def empty_store(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def cnn_run(tmp_path_factory):
+def cnn_run(tmp_path_factory, empty_store):
     """One default-config cnn run through the CLI, shortened; shared by the tests that inspect it, and made once
     for all xdist workers (the first to need it trains it, under a lock; the others read it)."""
     base = tmp_path_factory.getbasetemp()
@@ -59,6 +60,7 @@ def cnn_run(tmp_path_factory):
     with FileLock(str(shared / "cnn_run.lock")):
         if not (cwd / "proc.json").exists():
             cwd.mkdir(exist_ok=True)
+            shutil.copy(empty_store, cwd / "mlflow.db")
             proc = run_fer("fer.train", *CNN_ARGS, cwd=cwd)
             (cwd / "proc.json").write_text(json.dumps([proc.returncode, proc.stdout, proc.stderr]))
     code, stdout, stderr = json.loads((cwd / "proc.json").read_text())

@@ -17,9 +17,10 @@ pytestmark = pytest.mark.xdist_group("finished")  # one worker trains the module
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
+def finished(tmp_path_factory, empty_store):
     """A short finished run (cwd, client, run) the tests here re-test and predict with."""
     cwd = tmp_path_factory.mktemp("finished")
+    shutil.copy(empty_store, cwd / "mlflow.db")
     assert call_fer("fer.train", *QUICK, "trainer.max_epochs=1", "explain=none", cwd=cwd).returncode == 0
     return (cwd, *only_run(cwd))
 

@@ -123,7 +123,8 @@ def test_sigterm_while_explanations_render_ends_the_run_at_once_keeping_what_was
     assert not client.list_artifacts(run.info.run_id, "filters")
 
 
-def test_non_finite_loss_fails_the_run_naming_the_step(tmp_path):
+def test_non_finite_loss_fails_the_run_naming_the_step(tmp_path, empty_store):
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
     proc = call_fer("fer.train", *QUICK, "explain=none", "norm=none", "optim=sgd", "optim.lr=1e6", cwd=tmp_path)
     assert proc.returncode == 2
     (line,) = [x for x in proc.stderr.splitlines() if x.startswith("fer: error:")]
@@ -134,7 +135,8 @@ def test_non_finite_loss_fails_the_run_naming_the_step(tmp_path):
     assert "NonFiniteLoss" in open(error).read()
 
 
-def test_a_foreign_last_checkpoint_is_refused_before_resuming(tmp_path):
+def test_a_foreign_last_checkpoint_is_refused_before_resuming(tmp_path, empty_store):
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
     assert call_fer("fer.train", *QUICK, "trainer.max_epochs=1", "explain=none", cwd=tmp_path).returncode == 0
     client, run = only_run(tmp_path)
     last = Path(run.data.tags["fer.checkpoint_dir"]) / "last.ckpt"
@@ -147,9 +149,10 @@ def test_a_foreign_last_checkpoint_is_refused_before_resuming(tmp_path):
     assert client.get_run(run.info.run_id).info.status == "FINISHED"  # what was recorded stays as it was
 
 
-def test_a_resume_whose_checkpoints_were_deleted_says_so(tmp_path):
+def test_a_resume_whose_checkpoints_were_deleted_says_so(tmp_path, empty_store):
     """The checkpoint folder and the store's copies deleted: the line says what is missing, not a setting the
     run never changed."""
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
     assert call_fer("fer.train", *QUICK, "trainer.max_epochs=1", "explain=none", cwd=tmp_path).returncode == 0
     client, run = only_run(tmp_path)
     folder = Path(run.data.tags["fer.checkpoint_dir"])
