@@ -52,6 +52,11 @@ def _rebuild_fd(dup) -> _Fd:
     return _Fd(dup.detach())
 
 
+def exit_status(e: SystemExit) -> int:
+    """The status an interpreter exits with on this SystemExit: its code, 0 for None, 1 for a message."""
+    return e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+
+
 def _run(module: str, args: list[str], cwd: str, env: dict, fds: list[_Fd], new_session: bool) -> None:
     """The child: become the command's process, run it as `python -m module args` would, exit with its status."""
     if new_session:
@@ -82,7 +87,7 @@ def _run(module: str, args: list[str], cwd: str, env: dict, fds: list[_Fd], new_
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+        code = exit_status(e)
         if not isinstance(e.code, int | None):
             print(e.code, file=sys.stderr)
     except KeyboardInterrupt:  # the interpreter's own ending: a traceback, then death by SIGINT

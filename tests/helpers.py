@@ -97,7 +97,7 @@ def call_fer(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
         try:
             runpy.run_module(module, run_name="__main__", alter_sys=True)
         except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+            code = forked.exit_status(e)
     return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())
 
 
