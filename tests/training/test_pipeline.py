@@ -16,7 +16,7 @@ from torch._dynamo.testing import CompileCounter
 
 from fer.bench.__main__ import autocast as bench_autocast
 from fer.config.schema import AugConfig
-from fer.data.augment import build_augmentation
+from fer.data.augment import FusedAugmentation, build_augmentation
 from fer.data.batch import Batch
 from fer.errors import ConfigError
 from fer.runs.validate import validate
@@ -182,6 +182,16 @@ def test_fused_augmentation_draws_per_sample_crops_flips_and_erasures():
         h, w = len(rows), len(cols)
         assert int((e == 0).sum()) == h * w and 0.015 <= h * w / 48**2 <= 0.26  # one rectangle, 2–25 % of the face
         assert rows.max() - rows.min() + 1 == h and cols.max() - cols.min() + 1 == w
+
+
+@pytest.mark.parametrize("options", [dict(crop_size=44, hflip=True), dict(crop_padding=4, hflip=True),
+                                     dict(crop_padding=4, crop_size=40)])
+def test_whole_pixel_augmentation_gathers_what_the_warp_would_sample(options):
+    """Crops, padding and flips are gathered, not resampled: the same faces, from the same random draws."""
+    aug = FusedAugmentation(OmegaConf.structured(AugConfig(impl="fused", **options)))
+    x = torch.rand(64, 3, 48, 48)
+    warp = aug.draw(x)
+    assert torch.allclose(aug.gather(x, warp), aug.resample(x, warp), atol=1e-5)
 
 
 @pytest.mark.parametrize("impl", ["fused", "kornia"])
