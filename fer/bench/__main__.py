@@ -3,7 +3,7 @@
 On one model and device it times (a) `conventional`: per-sample PIL transforms in DataLoader workers
 (fer/bench/conventional.py), (b) `fer`: the FERDataModule — uint8 splits on the device, batched augmentation
 there — both as real `Trainer.fit` epochs of the same FERModule (same precision, channels_last, compile),
-and (c) `bare`: optimizer steps of that model on one fixed batch, no data at all. Rows `fer_kornia` and
+and (c) `bare`: as many optimizer steps of that model on one fixed batch, no data at all. Rows `fer_kornia` and
 `fer_fused` time (b) with that `aug.impl`. Each row: images per second after warm-up (the median of
 `bench.rounds`), the seconds a FER2013 training epoch (28,709 images) takes at that rate, and the median of its
 rounds' ratios to bare; CUDA events on a GPU, perf_counter on a CPU.
@@ -58,7 +58,7 @@ class BenchConfig:
     images: int = TRAINING_ROWS  # training rows per epoch (FER2013's Training split)
     warmup_epochs: int = 1  # untimed epochs first (compilation, worker start, cudnn autotuning)
     epochs: int = 1  # timed epochs per pipeline
-    bare_steps: int = 30  # timed optimizer steps of the bare model on one fixed batch
+    bare_steps: int | None = None  # timed optimizer steps of the bare model; null: the timed fer epochs' steps
     workers: int | None = None  # the conventional DataLoader's workers; null: all cores but one
     pipelines: list[str] = field(default_factory=lambda: ["conventional", "fer", "bare"])  # also fer_<impl>
     rounds: int = 1  # the pipelines timed in turn this many times; each row is its median
@@ -182,12 +182,15 @@ def bare_rate(module: FERModule, splits: Splits, cfg, device: torch.device, cloc
         loss.backward()
         opt.step()
 
-    for _ in range(max(3, cfg.bench.bare_steps // 5)):
+    # as many steps as the timed fer epochs by default: each round's ratio compares equally long spells of a
+    # shared machine, not a few seconds against an epoch
+    steps = cfg.bench.bare_steps or cfg.bench.epochs * (cfg.bench.images // b)
+    for _ in range(max(3, steps // 5)):
         step()
     start = clock.mark()
-    for _ in range(cfg.bench.bare_steps):
+    for _ in range(steps):
         step()
-    return b * cfg.bench.bare_steps / clock.seconds(start, clock.mark())
+    return b * steps / clock.seconds(start, clock.mark())
 
 
 def flops_per_image(module: FERModule, side: int) -> int:
