@@ -61,7 +61,8 @@ def train(cfg: DictConfig) -> RunResult:
     return run.result(test_acc, best_val_acc)
 
 
-LAPTOP_ACCURACY = "65.8 %"  # experiment=laptop, mean PublicTest accuracy of 3 seeds (README: Ten minutes on a laptop)
+LAPTOP_ACCURACY = "66.5 %"  # experiment=laptop in fp32 (a laptop without bf16 units), mean PublicTest accuracy of 3
+# seeds (README: Ten minutes on a laptop)
 
 
 def recipe_hint(cfg: DictConfig, overrides: list[str]) -> str | None:
