@@ -3,10 +3,10 @@
 On one model and device it times (a) `conventional`: per-sample PIL transforms in DataLoader workers
 (fer/bench/conventional.py), (b) `fer`: the FERDataModule — uint8 splits on the device, batched augmentation
 there — both as real `Trainer.fit` epochs of the same FERModule (same precision, channels_last, compile),
-and (c) `bare`: as many optimizer steps of that model on one fixed batch, no data at all. Rows `fer_kornia` and
-`fer_fused` time (b) with that `aug.impl`. Each row: images per second after warm-up (the median of
-`bench.rounds`), the seconds a FER2013 training epoch (28,709 images) takes at that rate, and the median of its
-rounds' ratios to bare; CUDA events on a GPU, perf_counter on a CPU.
+and (c) `bare`: optimizer steps of that model on one fixed batch, no data at all (by default as many as (b)
+times). Rows `fer_kornia` and `fer_fused` time (b) with that `aug.impl`. Each row: images per second after
+warm-up (the median of `bench.rounds`), the seconds a FER2013 training epoch (28,709 images) takes at that rate,
+and the median of its rounds' ratios to bare; CUDA events on a GPU, perf_counter on a CPU.
 With them: training FLOPs per image (forward + backward, torch.utils.flop_counter), a measured matmul
 ceiling (bf16 on a GPU; on a CPU bf16 or fp32, as the training precision) and the fraction of it each row
 reaches. Prints a table and writes `bench.output` (JSON). The images are random bytes of FER2013's shape:
