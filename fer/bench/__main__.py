@@ -167,6 +167,12 @@ def fer_rate(module: FERModule, splits: Splits, cfg, device: torch.device, clock
     return timed_fit(module, FERDataModule(splits, cfg.data, aug), cfg, clock)
 
 
+def bare_steps(bench, batch_size: int) -> int:
+    """`bench.bare_steps`, by default as many steps as the timed fer epochs take: each round's ratio then compares
+    equally long spells of a shared machine, not a few seconds against an epoch."""
+    return bench.bare_steps or bench.epochs * (bench.images // batch_size)
+
+
 def bare_rate(module: FERModule, splits: Splits, cfg, device: torch.device, clock: Clock, workers: int) -> float:
     """Images per second of forward, backward and optimizer step on one fixed batch already on the device."""
     module.to(device).train()
@@ -182,9 +188,7 @@ def bare_rate(module: FERModule, splits: Splits, cfg, device: torch.device, cloc
         loss.backward()
         opt.step()
 
-    # as many steps as the timed fer epochs by default: each round's ratio compares equally long spells of a
-    # shared machine, not a few seconds against an epoch
-    steps = cfg.bench.bare_steps or cfg.bench.epochs * (cfg.bench.images // b)
+    steps = bare_steps(cfg.bench, b)
     for _ in range(max(3, steps // 5)):
         step()
     start = clock.mark()
@@ -271,7 +275,7 @@ def run(cfg) -> dict:
             "model": cfg.model.name, "batch_size": cfg.data.batch_size, "aug": cfg.aug.name,
             "aug_impl": cfg.aug.impl, "precision": cfg.trainer.precision, "compile": cfg.trainer.compile,
             "channels_last": cfg.trainer.channels_last, "on_device": cfg.data.on_device, "images": cfg.bench.images,
-            "rounds": cfg.bench.rounds, "timings": timings,
+            "rounds": cfg.bench.rounds, "bare_steps": bare_steps(cfg.bench, cfg.data.batch_size), "timings": timings,
             "conventional_workers": workers, "train_flops_per_image": flops, "matmul_ceiling_flops": ceiling,
             "matmul_ceiling_dtype": dtype, "rows": rows}
 

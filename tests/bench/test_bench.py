@@ -26,12 +26,13 @@ def dnn_training_flops(widths: list[int]) -> int:
 
 def test_bench_cli_writes_the_three_rows(tmp_path):
     proc = call_fer("fer.bench", "model=dnn", "model.hidden=[64,32]", "aug=strong", "data.batch_size=32",
-                    "bench.images=96", "bench.workers=0", "bench.bare_steps=3", "bench.rounds=2",
+                    "bench.images=96", "bench.workers=0", "bench.rounds=2",
                     "bench.output=out/bench.json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "out" / "bench.json").read_text())
     rows = {r["pipeline"]: r for r in result["rows"]}
     assert list(rows) == ["conventional", "fer", "bare"]
+    assert result["bare_steps"] == 3  # as many as fer's timed epoch of 96 rows at batch 32
     for name, rates in result["timings"].items():  # the pipelines timed in turn; each row their median
         assert len(rates) == 2 and rows[name]["images_per_s"] == statistics.median(rates)
         # against bare within each round, so a slow spell that hit one round's pipelines alike cancels
