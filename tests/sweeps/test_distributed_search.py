@@ -1,7 +1,7 @@
-"""One Optuna study searched by two sweeper processes at once (as from two machines): the study in PostgreSQL, the
-trials launched through submitit (`hydra/launcher=slurm_local`), every run in a team MLflow server (PostgreSQL +
-S3). Each sweeper is one parent with its trials as children; a pruner stops the trials that trail; the best trial
-is tagged; no run is lost or left RUNNING."""
+"""One Optuna study searched by two sweeper processes at once (as from two machines): the study in PostgreSQL, every
+run in a team MLflow server (PostgreSQL + S3). Each sweeper is one parent with its trials as children; a pruner stops
+the trials that trail; the best trial is tagged; no run is lost or left RUNNING. A trial whose submitit job
+(`hydra/launcher=slurm_local`) is killed, and one whose sweeper dies, run again."""
 
 from __future__ import annotations
 
@@ -36,11 +36,10 @@ def test_two_sweepers_share_one_postgres_study_with_pruning_tracked_in_the_team_
         study.enqueue_trial({"optim.lr": lr, **FIXED})
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": server.url}
     sweepers = [forked.Command(
-        "fer.train", "-m", "hparams_search=optuna", "hydra/launcher=slurm_local",
-        f"hydra.sweep.dir={tmp_path / f'sweeper{k}'}", "hydra.sweeper.n_trials=2",
-        f"hydra.sweeper.storage={study_url}", "hydra.sweeper.study_name=search", "hydra.sweeper.pruner=median",
-        "hydra.sweeper.pruner_startup_trials=1", "hydra.sweeper.heartbeat_s=5", f"hydra.sweeper.seed={k}",
-        "tracking=team", "tracking.experiment=search", *TRAIN,
+        "fer.train", "-m", "hparams_search=optuna", f"hydra.sweep.dir={tmp_path / f'sweeper{k}'}",
+        "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage={study_url}", "hydra.sweeper.study_name=search",
+        "hydra.sweeper.pruner=median", "hydra.sweeper.pruner_startup_trials=1", "hydra.sweeper.heartbeat_s=5",
+        f"hydra.sweeper.seed={k}", "tracking=team", "tracking.experiment=search", *TRAIN,
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for k in range(2)]
     for proc in sweepers:
         out, err = proc.communicate(timeout=900)
