@@ -1,6 +1,6 @@
 """fer as a user of the package registry gets it: a wheel built from a clean copy of the repo, installed (not
-editable) in a fresh venv, run from an empty folder: every config and the demo page shipped; training with every
-explanation, a sweep, a prediction from a finished run and the report working."""
+editable) in a fresh venv, run from an empty folder: every config and the demo page shipped; a sweep (one job with
+every explanation), a prediction from a finished run and the report working."""
 
 from __future__ import annotations
 
@@ -67,21 +67,18 @@ def test_installed_wheel_ships_every_config_and_its_commands_run_from_an_empty_f
     assert configs.split() == sorted(str(p.relative_to(REPO / "conf")) for p in (REPO / "conf").rglob("*.yaml"))
     assert page == "True"  # every command's config and every option, groups two folders deep too; the demo's page
 
-    train = only_fer_lines(run(venv_python, "-m", "fer.train", "data.limit=256", "trainer.max_epochs=1",
-                               "trainer.progress_bar=false", "explain.filters.steps=20", cwd=tmp_path))  # every
-    # explanation, with a short gradient ascent
-    run_id = next(line.split("(")[1].split(")")[0] for line in train.stdout.splitlines() if " finished: " in line)
+    sweep = only_fer_lines(run(venv_python, "-m", "fer.train", "-m", "explain=default,none", "data.limit=64",
+                               "trainer.max_epochs=1", "trainer.progress_bar=false", "explain.filters.steps=20",
+                               cwd=tmp_path))  # a job with every explanation (a short gradient ascent), one without
+    assert sweep.stdout.count(" finished: ") == 2 and "comparison in the parent run" in sweep.stdout
+    assert sweep.stdout.count("fer: open it with: mlflow ui") == 1 and "fer: the homework's answers from it: " \
+        "python -m fer.report " in sweep.stdout  # once for the sweep, not once a job
     assert (tmp_path / "mlflow.db").is_file() and (tmp_path / "mlruns").is_dir()
+    run_id = next(line.split("(")[1].split(")")[0] for line in sweep.stdout.splitlines() if " finished: " in line)
 
     photos = write_photos(tmp_path / "photos")
     predicted = run(venv_python, "-m", "fer.predict", f"run_id={run_id}", "images=photos", cwd=tmp_path)
     assert len((tmp_path / "predictions" / "predictions.csv").read_text().splitlines()) == 1 + sum(photos.values())
     only_fer_lines(predicted)
-
-    sweep = only_fer_lines(run(venv_python, "-m", "fer.train", "-m", "norm=none,standardize", "data.limit=64",
-                               "trainer.max_epochs=1", "trainer.progress_bar=false", "explain=none", cwd=tmp_path))
-    assert sweep.stdout.count(" finished: ") == 2 and "comparison in the parent run" in sweep.stdout
-    assert sweep.stdout.count("fer: open it with: mlflow ui") == 1 and "fer: the homework's answers from it: " \
-        "python -m fer.report " in sweep.stdout  # once for the sweep, not once a job
     report = only_fer_lines(run(venv_python, "-m", "fer.report", "fer", cwd=tmp_path))
     assert "logged to sweep run" in report.stdout and (tmp_path / "report.html").stat().st_size > 10_000
