@@ -143,7 +143,9 @@ class TrainerConfig:
     deterministic: bool = False
     progress_bar: bool = True
     compile: bool = False  # torch.compile the forward pass (training batches all full, eval batches padded)
-    channels_last: bool = False  # the network's weights (and so its activations) in NHWC
+    # the network's weights (and so its activations) in NHWC: on a CPU, max pooling of NCHW activations is ~10x
+    # slower (torch 2.13), and the default cnn trains 1.5x faster in NHWC; on a GPU, tensor cores want NHWC
+    channels_last: bool = True
     benchmark: bool | None = None  # torch.backends.cudnn.benchmark; null: Lightning's default
     ema_decay: float = 0.0  # > 0: validate, checkpoint and test an EMA of the weights (per optimizer step)
     checkpoint_upload_every: int = 1  # epochs between copies of last.ckpt (and the best) in the run's store; 0: never
