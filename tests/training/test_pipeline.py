@@ -1,5 +1,5 @@
 """The fast training path on CPU: splits on the device, the fused augmentation, compiled steps without
-recompiles, test-time augmentation, the EMA of the weights, and the sota recipe's config."""
+recompiles, NHWC activations, test-time augmentation, the EMA of the weights, and the sota recipe's config."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from fer.errors import ConfigError
 from fer.runs.validate import validate
 from fer.training import tta
 from fer.training.export import example_images, exportable
+from fer.training.module import FERModule
 from fer.training.trainer import build_trainer
 
 
@@ -207,6 +208,26 @@ def test_smaller_crops_are_whole_pixel_windows_of_each_face_at_many_places(impl)
         assert len(found) == 1
         places.add(found[0])
     assert len(places) > 20
+
+
+def test_the_default_network_max_pools_nhwc_activations_and_nchw_computes_the_same():
+    """On a CPU, max pooling NCHW activations is ~10x slower than NHWC (torch 2.13): fer's default network keeps
+    its activations NHWC, `trainer.channels_last=false` NCHW, and both give the same probabilities."""
+    faces = torch.rand(4, 1, 48, 48)
+    probabilities, layouts = {}, {}
+    for channels_last in (True, False):
+        cfg = validate(composed() if channels_last else composed("trainer.channels_last=false"))
+        torch.manual_seed(0)
+        module = FERModule(OmegaConf.to_container(cfg, resolve=True), ["test"]).eval()
+        seen = layouts[channels_last] = []
+        for pool in [m for m in module.net.modules() if isinstance(m, nn.MaxPool2d)]:
+            pool.register_forward_hook(lambda m, args, out, seen=seen: seen.append(
+                args[0].is_contiguous(memory_format=torch.channels_last)))
+        with torch.no_grad():
+            probabilities[channels_last] = module(faces).softmax(1)
+    assert layouts[True] == [True] * len(layouts[True]) and layouts[False] == [False] * len(layouts[False])
+    assert len(layouts[True]) == 4  # the default cnn's four pools
+    torch.testing.assert_close(probabilities[True], probabilities[False], atol=1e-5, rtol=1e-4)
 
 
 def test_sota_recipe_composes_and_validates():
