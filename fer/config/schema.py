@@ -144,7 +144,7 @@ class TrainerConfig:
     progress_bar: bool = True
     compile: bool = False  # torch.compile the forward pass (training batches all full, eval batches padded)
     # the network's weights (and so its activations) in NHWC: on a CPU, max pooling of NCHW activations is ~10x
-    # slower (torch 2.13), and the default cnn trains 1.5x faster in NHWC; on a GPU, tensor cores want NHWC
+    # slower (torch 2.13), and the default cnn's training steps are 1.5x faster in NHWC; GPU tensor cores want NHWC
     channels_last: bool = True
     benchmark: bool | None = None  # torch.backends.cudnn.benchmark; null: Lightning's default
     ema_decay: float = 0.0  # > 0: validate, checkpoint and test an EMA of the weights (per optimizer step)
