@@ -5,6 +5,7 @@ killed next do not lose or interleave them."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 
@@ -30,8 +31,10 @@ LIBRARIES = r"(mlflow|alembic|sqlalchemy|captum|pytorch_lightning|lightning_fabr
 
 def quiet_libraries() -> None:
     """Library INFO lines and warnings stay off the terminal, so fer's own lines are what a user reads there.
-    Called as a command starts, after the libraries configured their loggers (MLflow resets its child loggers
-    when it is imported). `python -W default -m fer.…` (or PYTHONWARNINGS) shows the warnings again."""
+    Called as a command starts. MLflow sets its logger's level from MLFLOW_LOGGING_LEVEL whenever it is imported,
+    which for `fer.train` is later (and in its sweep's workers): so that variable says WARNING too, unless the
+    user set it. `python -W default -m fer.…` (or PYTHONWARNINGS) shows the warnings again."""
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     if not sys.warnoptions:

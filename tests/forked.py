@@ -26,8 +26,9 @@ import traceback
 import warnings
 from multiprocessing import reduction
 
-COMMANDS = ["fer.train", "fer.evaluate", "fer.predict", "fer.demo.__main__", "fer.delivery", "fer.report",
-            "fer.explain.__main__"]
+# fer's commands, and fer.runs.train, which fer.train imports only once a config is composed
+COMMANDS = ["fer.train", "fer.runs.train", "fer.evaluate", "fer.predict", "fer.demo.__main__", "fer.delivery",
+            "fer.report", "fer.explain.__main__"]
 
 
 @functools.cache

@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from helpers import CNN_ARGS, artifact_bytes, assert_complete_run, call_fer, composed
+from helpers import CNN_ARGS, artifact_bytes, assert_complete_run, call_fer, composed, run_fer
 
 from fer.data.synthetic import generate
 from fer.labels import EMOTIONS
-from fer.train import LAPTOP_ACCURACY, recipe_hint
+from fer.runs.train import LAPTOP_ACCURACY, recipe_hint
 
 pytestmark = pytest.mark.xdist_group("cnn_run")  # on the worker that trains the shared run: none waits for it
 
@@ -73,6 +73,18 @@ def test_a_newcomer_on_the_real_csv_is_told_the_laptop_recipe():
     for chosen in ("model=vgg16", "experiment=laptop"):  # a user who chose is not second-guessed
         assert recipe_hint(composed("data=fer2013", "data.path=x.csv"), ["data.path=x.csv", chosen]) is None
     assert recipe_hint(composed(), []) is None  # the embedded synthetic faces
+
+
+def test_a_misspelt_key_is_said_before_torch_lightning_or_mlflow_is_imported(tmp_path):
+    """A typo costs the user about half a second, not the ~6 s those imports take: fer.train imports its run only
+    once Hydra has composed the config (`-X importtime` lists every module the process imported)."""
+    proc = run_fer("fer.train", "trainer.max_epoch=3", cwd=tmp_path, check=False, fresh=True,
+                   env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("fer:")]
+    assert line.startswith("fer: error: config key 'trainer.max_epoch': expected one of the keys of trainer")
+    imported = {x.rsplit("|", 1)[1].strip() for x in proc.stderr.splitlines() if x.startswith("import time:")}
+    assert "omegaconf" in imported and not imported & {"torch", "pytorch_lightning", "mlflow"}
 
 
 @pytest.mark.parametrize("command", ["fer.train", "fer.evaluate"])
