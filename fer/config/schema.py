@@ -167,6 +167,7 @@ class TrackingConfig:
     alias: str | None = None  # pointed at that version (e.g. champion); needs register
     system_metrics: bool = True  # MLflow's CPU/memory/disk/network (and GPU) monitor on the run
     system_metrics_every_s: float = 10.0  # its sampling interval
+    final_wait_s: float = 10.0  # how long a run's end retries a store that went away before leaving calls spooled
 
 
 @dataclass

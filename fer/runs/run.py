@@ -67,6 +67,7 @@ class TrackedRun:
         """A new run with `params` and `run_tags` (its checkpoints in `checkpoint_dir`); the run `resumed`
         continues; or, in a DDP rank > 0, rank 0's run."""
         client = client_for(cfg.tracking.uri)
+        client.final_wait_s = cfg.tracking.final_wait_s
         exp_id = experiment_id(client, cfg.tracking)
         logger_args = {"experiment_name": cfg.tracking.experiment, "tracking_uri": client.tracking_uri,
                        "checkpoint_upload_every": cfg.trainer.get("checkpoint_upload_every", 1)}

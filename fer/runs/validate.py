@@ -155,6 +155,7 @@ def validate_tracking(tracking: DictConfig) -> None:
                           "point into", None)
     _check(tracking, "system_metrics_every_s", lambda v: v > 0, "a positive number of seconds",
            prefix="tracking.")
+    _check(tracking, "final_wait_s", lambda v: v >= 0, "a number of seconds, 0 or more", prefix="tracking.")
 
 
 def validate_explain(explain: DictConfig) -> None:

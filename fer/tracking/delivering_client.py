@@ -33,7 +33,6 @@ from fer.tracking.retry import reason, transient, unreachable, when_free
 from fer.tracking.spool import Spool, deliver
 
 PROBE_EVERY_S = 2.0  # while calls are kept, how often a write asks whether the store answers again
-FINAL_WAIT_S = 10.0  # how long the end of a run waits for the store to come back before leaving calls in the spool
 REPLAY = "python -m fer.delivery replay"
 
 
@@ -52,6 +51,7 @@ class DeliveringClient:
         self.reported = False
         self.exit_hook = False
         self.between_calls = lambda: None  # after each delivered call (and the spool saved): where a stop may land
+        self.final_wait_s = 10.0  # how long a run's end retries a store that went away (tracking.final_wait_s)
 
     def __getattr__(self, name):
         client = self.__dict__.get("client")
@@ -115,7 +115,7 @@ class DeliveringClient:
         """The last call of a run: it also gives kept calls a last chance, then says where the rest are."""
         self._send({"op": "set_terminated", "run_id": run_id, "status": status or "FINISHED",
                     "end_time": end_time or now_ms()})
-        self.flush(FINAL_WAIT_S)
+        self.flush(self.final_wait_s)
 
     # reads that must not fail a run whose store went away
 
@@ -214,7 +214,7 @@ class DeliveringClient:
 
     def _at_exit(self) -> None:
         if self.pending and not self.reported:
-            self.flush(FINAL_WAIT_S)
+            self.flush(self.final_wait_s)
 
 
 def replay(root: Path, uri: str | None = None) -> bool:

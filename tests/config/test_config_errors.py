@@ -83,7 +83,8 @@ def test_wrong_type_names_the_key():
     ("model.name=resnet50", "model.name"), ("aug.rotation=-5", "aug.rotation"),
     ("trainer.budget_min=0", "trainer.budget_min"), ("aug.crop_size=4", "aug.crop_size"),
     ("sched.anneal=step", "sched.anneal"), ("model=resnet model.blocks=[1,1]", "model.blocks"),
-    ("aug=crop_flip", "aug.crop_size"), ("test.tta=tencrop_inner", "test.tta")])
+    ("aug=crop_flip", "aug.crop_size"), ("test.tta=tencrop_inner", "test.tta"),
+    ("tracking.final_wait_s=-1", "tracking.final_wait_s")])
 def test_out_of_range_values_name_the_key(override, key):
     with pytest.raises(ConfigError) as e:
         validate(composed(*override.split()))
