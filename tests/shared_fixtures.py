@@ -81,11 +81,19 @@ def registered(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory) -> MlflowServer:
-    """A plain `mlflow server` on loopback (sqlite, local artifacts), started once for the tests that only track
-    into one; each names its own experiment. The tests that kill a server or need its auth app start their own."""
+def session_mlflow_server(tmp_path_factory) -> MlflowServer:
     with MlflowServer(tmp_path_factory.mktemp("mlflow_server")) as server:
         yield server
+
+
+@pytest.fixture
+def mlflow_server(session_mlflow_server) -> MlflowServer:
+    """A plain `mlflow server` on loopback (sqlite, local artifacts), started once for the tests in
+    xdist_group("mlflow_server"), each in its own experiment; started again (same port and store) if a test of
+    tracking faults left it killed. The tests that need its auth app start their own."""
+    if not session_mlflow_server.running():
+        session_mlflow_server.start()
+    return session_mlflow_server
 
 
 @pytest.fixture(scope="session")

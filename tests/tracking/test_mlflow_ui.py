@@ -21,7 +21,7 @@ WAIT = 30_000  # ms for the UI to render a page on a busy CI machine
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("mlflow_server")  # with test_tracking_server.py, on one server
+@pytest.mark.xdist_group("mlflow_server")  # the session's server, which the tracking faults kill and restart
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no {CHROMIUM}: .ci/run installs Debian's chromium with apt-get")
 def test_a_sweep_and_its_runs_in_the_ui_on_the_model_training_side(mlflow_server, tmp_path):
     """The parent lists its children; a child shows who ran it from where, its datasets, its logged model, its

@@ -25,20 +25,6 @@ from fer.tracking.retry import when_free
 SERVER_RUN = ["data.n_train=320", "data.n_val=96", "data.n_test=96", "trainer.progress_bar=false", "explain=none"]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with MlflowServer(tmp_path_factory.mktemp("server")) as s:
-        yield s
-
-
-@pytest.fixture
-def live(server):
-    """The module's server, started again if a test left it killed."""
-    if not server.running():
-        server.start()
-    return server
-
-
 class Training:
     """`python -m fer.train` against the server, in the background; stderr goes to a file read while it runs."""
 
@@ -98,26 +84,26 @@ def test_no_server_fails_fast_naming_the_uri(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("faults_server")  # one worker starts (and kills) the module's server
-def test_server_killed_mid_run_and_restarted(live, tmp_path):
-    run = Training(live, tmp_path, "restarted", "trainer.max_epochs=4")
+@pytest.mark.xdist_group("mlflow_server")  # kills the session's server: its other tests wait on this worker
+def test_server_killed_mid_run_and_restarted(mlflow_server, tmp_path):
+    run = Training(mlflow_server, tmp_path, "restarted", "trainer.max_epochs=4")
     run_id = run.kill_server_after_first_epoch()
     run.wait_for(r"the tracking store \S+ does not answer \(.+\); training goes on")
     with run.frozen():  # the server comes back while training goes on
-        live.start()
+        mlflow_server.start()
     out, err = run.finish()
     assert re.search(r"delivered [1-9]\d* kept tracking calls", err) and "replay" not in err
-    client = MlflowClient(live.url)
+    client = MlflowClient(mlflow_server.url)
     assert_complete_run(client, client.get_run(run_id), epochs=4)  # each epoch exactly once, artifacts too
     assert not (tmp_path / "mlflow-spool").exists()
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("faults_server")  # one worker starts (and kills) the module's server
-def test_server_gone_for_good_leaves_a_spool_that_replays(live, tmp_path):
+@pytest.mark.xdist_group("mlflow_server")  # kills the session's server: its other tests wait on this worker
+def test_server_gone_for_good_leaves_a_spool_that_replays(mlflow_server, tmp_path):
     explain = ["explain=default", "explain.methods=[saliency]", "explain.every_n_epochs=1",
                "explain.filters.enabled=false", "explain.layer_outputs.enabled=false"]
-    run = Training(live, tmp_path, "gone", "trainer.max_epochs=3", *explain)
+    run = Training(mlflow_server, tmp_path, "gone", "trainer.max_epochs=3", "tracking.final_wait_s=1", *explain)
     run_id = run.kill_server_after_first_epoch()
     out, err = run.finish()
     assert f"({run_id}) finished" in out
@@ -131,10 +117,10 @@ def test_server_gone_for_good_leaves_a_spool_that_replays(live, tmp_path):
     assert {"curves.png", "confusion_matrix.png", "saliency.png", "saliency_saliency.png"} <= uploads
     assert all((spool / c["file"]).is_file() for c in calls if "file" in c)
 
-    live.start()
+    mlflow_server.start()
     run_fer("fer.delivery", "replay", str(spool), cwd=tmp_path)
     assert not spool.exists()
-    client = MlflowClient(live.url)
+    client = MlflowClient(mlflow_server.url)
     run = client.get_run(run_id)
     assert_complete_run(client, run, epochs=3)
     assert "saliency_mask_ratio_saliency" in run.data.metrics
@@ -144,10 +130,10 @@ def test_server_gone_for_good_leaves_a_spool_that_replays(live, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("faults_server")  # one worker starts (and kills) the module's server
-def test_a_refused_call_raises_and_is_not_kept(live, tmp_path, monkeypatch):
+@pytest.mark.xdist_group("mlflow_server")  # kills the session's server: its other tests wait on this worker
+def test_a_refused_call_raises_and_is_not_kept(mlflow_server, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    client = DeliveringClient(MlflowClient(live.url))
+    client = DeliveringClient(MlflowClient(mlflow_server.url))
     with pytest.raises(MlflowException, match="RESOURCE_DOES_NOT_EXIST|not found"):
         client.log_batch("0" * 32, metrics=[Metric("m", 1.0, 0, 0)])
     assert not client.pending and not (tmp_path / "mlflow-spool").exists()

@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("mlflow_server")  # with test_mlflow_ui.py, on one server
+@pytest.mark.xdist_group("mlflow_server")  # the session's server, which the tracking faults kill and restart
 def test_run_tracked_by_a_server(mlflow_server, tmp_path):
     url = mlflow_server.url
     proc = call_fer("fer.train", "tracking=server", f"tracking.uri={url}", "tracking.experiment=served",
