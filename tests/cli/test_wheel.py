@@ -47,12 +47,12 @@ def venv_python(tmp_path_factory) -> Path:
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", root / "dist", source,
         cwd=root)
     (wheel,) = (root / "dist").glob("fer_lab-*.whl")
-    run(sys.executable, "-m", "venv", root / "venv", cwd=root)
+    run(sys.executable, "-m", "venv", "--without-pip", root / "venv", cwd=root)  # this pip installs into it
     python = root / "venv" / "bin" / "python"
     (own_site,) = (root / "venv" / "lib").glob("python*/site-packages")
     outer = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
     (own_site / "outer-environment.pth").write_text("".join(f"import site; site.addsitedir({p!r})\n" for p in outer))
-    run(python, "-m", "pip", "install", "--no-deps", "--no-index", "-q", wheel, cwd=root)
+    run(sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index", "-q", wheel, cwd=root)
     return python
 
 
