@@ -113,7 +113,7 @@ def test_a_dead_sweepers_trial_is_failed_by_its_heartbeat_and_run_again_by_anoth
 
     def sweeper(name: str) -> list[str]:
         return ["-m", "hparams_search=optuna", f"hydra.sweep.dir={tmp_path / name}", "hydra.sweeper.n_trials=1",
-                f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=beat", "hydra.sweeper.heartbeat_s=2",
+                f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=beat", "hydra.sweeper.heartbeat_s=1",
                 "hydra.sweeper.max_retry=1", *TRAIN]
 
     a = forked.Command("fer.train", *sweeper("a"), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
@@ -128,10 +128,10 @@ def test_a_dead_sweepers_trial_is_failed_by_its_heartbeat_and_run_again_by_anoth
         time.sleep(0.5)
     a.kill()  # the sweeper and its in-process job, as a lost machine
     a.wait()
-    time.sleep(5)  # longer than the grace period (twice the heartbeat)
+    time.sleep(3)  # longer than the grace period (twice the heartbeat)
     b = forked.run("fer.train", *sweeper("b"), cwd=tmp_path, env=env)
     assert b.returncode == 0, b.stdout + b.stderr
-    assert "fer: optuna: trial 0 lost its sweeper (no heartbeat for 4 s); it runs again" in b.stdout
+    assert "fer: optuna: trial 0 lost its sweeper (no heartbeat for 2 s); it runs again" in b.stdout
     study = optuna.load_study(study_name="beat", storage=storage)
     lost, again = study.trials
     assert lost.state == optuna.trial.TrialState.FAIL and again.state == optuna.trial.TrialState.COMPLETE
