@@ -1,8 +1,8 @@
 """`python -m fer.train [group=option …] [key=value …]`: train, test and track one run (or a sweep with -m).
 
 Hydra composes the config and checks its keys first; then `train(cfg)` (fer/runs/train.py) runs, the whole story
-top to bottom. It is imported only then, so a misspelt key or a folder that cannot be written is said in about a
-second, not after the ~6 s that torch, Lightning and MLflow take to import.
+top to bottom. It is imported only then, so a misspelt key or an unknown option is said in half a second, not after
+the ~6 s that torch, Lightning and MLflow take to import.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from fer.config.schema import TrackingConfig
 from fer.console import say
 from fer.errors import EXIT_CODES, DataError
 from fer.stops import Stopped, stops_between_items
@@ -51,7 +52,7 @@ class DeliveringClient:
         self.reported = False
         self.exit_hook = False
         self.between_calls = lambda: None  # after each delivered call (and the spool saved): where a stop may land
-        self.final_wait_s = 10.0  # how long a run's end retries a store that went away (tracking.final_wait_s)
+        self.final_wait_s = TrackingConfig.final_wait_s  # a run's end retries a store that went away this long
 
     def __getattr__(self, name):
         client = self.__dict__.get("client")
