@@ -63,12 +63,13 @@ def test_resnet_scales_with_its_keys_and_takes_any_face_size(widths, blocks):
 def test_dnn_matches_parameter_count_within_2_percent(target, depth):
     """`model.match` is solved when the config is checked, into the widths the model is built with."""
     cfg = validate(composed("model=dnn", f"model.match={target}", f"model.depth={depth}"))
-    want = count_params(create_model(option("model", target), act("relu")))["params_total"]
-    model = create_model(cfg.model, act("relu"))
-    got = count_params(model)["params_total"]
-    assert abs(got - want) / want <= 0.02, (got, want)
-    assert sum(isinstance(m, nn.Linear) for m in model.modules()) == depth + 1
-    assert model(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
+    with torch.device("meta"):  # shapes and counts without allocating (a matched DNN of vgg19 has 20 M weights)
+        want = count_params(create_model(option("model", target), act("relu")))["params_total"]
+        model = create_model(cfg.model, act("relu"))
+        got = count_params(model)["params_total"]
+        assert abs(got - want) / want <= 0.02, (got, want)
+        assert sum(isinstance(m, nn.Linear) for m in model.modules()) == depth + 1
+        assert model(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
 
 
 TORCH_ACTIVATIONS = {"relu": nn.ReLU, "selu": nn.SELU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "gelu": nn.GELU}
