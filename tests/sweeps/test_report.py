@@ -22,7 +22,7 @@ from PIL import Image
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("hw3_seeds")]  # one worker trains the module's sweep
 SWEEP = ["-m", "experiment=hw3", "aug=none", "seed=0,1", "data.n_train=160", "data.n_val=64", "data.n_test=64",
          "trainer.max_epochs=2", "trainer.progress_bar=false", "explain.filters.steps=10", "explain.filters.n=8",
-         "explain.filters.layers=[conv:-1]", "explain.layer_outputs.layers=[conv:-1]",
+         "explain.filters.layers=[conv:-1]", "explain.layer_outputs.layers=[conv:-1]", "explain.probe_ids=[0,1,2]",
          "explain.methods=[saliency,gradcam]", "tracking.log_model=false", "tracking.system_metrics=false"]
 PDF_TOOLS = [tool for tool in ("chromium", "pdftoppm", "pdftotext", "pdfimages") if shutil.which(tool) is None]
 if shutil.which("fc-list") is None or not subprocess.run(["fc-list", ":lang=zh-tw"], capture_output=True,
