@@ -33,8 +33,11 @@ def quiet_libraries() -> None:
     """Library INFO lines and warnings stay off the terminal, so fer's own lines are what a user reads there.
     Called as a command starts. MLflow sets its logger's level from MLFLOW_LOGGING_LEVEL whenever it is imported,
     which for `fer.train` is later (and in its sweep's workers): so that variable says WARNING too, unless the
-    user set it. `python -W default -m fer.…` (or PYTHONWARNINGS) shows the warnings again."""
+    user set it; and MLflow prints a server run's links to stdout unless MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT
+    says not to (fer prints them itself). `python -W default -m fer.…` (or PYTHONWARNINGS) shows the warnings
+    again."""
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     if not sys.warnoptions:

@@ -19,4 +19,5 @@ def test_run_tracked_by_a_server(mlflow_server, tmp_path):
     (run,) = client.search_runs([client.get_experiment_by_name("served").experiment_id])
     assert_complete_run(client, run, epochs=1)  # artifacts downloaded through the server
     assert f"{url}/#/experiments/" in proc.stdout
+    assert all(line.startswith("fer:") for line in proc.stdout.splitlines()), proc.stdout  # not MLflow's own links
     assert any(mlflow_server.artifacts.rglob("confusion_matrix.png")) and not (tmp_path / "mlruns").exists()
