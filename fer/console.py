@@ -25,12 +25,17 @@ QUIET_LOGGERS = {  # logger → what it says at INFO that is not news to a user 
     "pytorch_lightning.accelerators": "the CUDA devices each process sees",
     "lightning_fabric.utilities": "distributed processes registered, seeds",
 }
+SILENT_LOGGERS = {  # logger → the warnings it prints that fer says itself, once and in its own words
+    "urllib3.connectionpool": "each retry of a request to a tracking server that does not answer",
+    "mlflow.system_metrics.system_metrics_monitor": "that it could not reach the store of the run it watches",
+}
 LIBRARIES = r"(mlflow|alembic|sqlalchemy|captum|pytorch_lightning|lightning_fabric|lightning_utilities|torch|" \
             r"torchmetrics|torchvision|kornia|hydra|omegaconf|optuna|submitit|matplotlib|PIL|cv2|numpy|pydantic)\b"
 
 
 def quiet_libraries() -> None:
-    """Library INFO lines and warnings stay off the terminal, so fer's own lines are what a user reads there.
+    """Library INFO lines and warnings stay off the terminal, so fer's own lines are what a user reads there (a
+    tracking server that does not answer is said once by fer, not at each of MLflow's retries).
     Called as a command starts. MLflow sets its logger's level from MLFLOW_LOGGING_LEVEL whenever it is imported,
     which for `fer.train` is later (and in its sweep's workers): so that variable says WARNING too, unless the
     user set it; and MLflow prints a server run's links to stdout unless MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT
@@ -40,5 +45,7 @@ def quiet_libraries() -> None:
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in SILENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     if not sys.warnoptions:
         warnings.filterwarnings("ignore", module=LIBRARIES)

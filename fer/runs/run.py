@@ -207,7 +207,10 @@ class TrackedRun:
         return result
 
     def _footprint(self) -> str | None:
-        """What the run occupies: its artifacts in the store (checkpoints apart) and its local checkpoints."""
+        """What the run occupies: its artifacts in the store (checkpoints apart) and its local checkpoints. Not
+        said while the store is away (calls kept for it): asking it would only wait out MLflow's retries."""
+        if self.client.pending:
+            return None
         try:
             stored = artifact_bytes(self.client, self.run_id)
         except (MlflowException, OSError):  # the store is away: its share cannot be read now

@@ -107,6 +107,9 @@ def test_server_gone_for_good_leaves_a_spool_that_replays(mlflow_server, tmp_pat
     run_id = run.kill_server_after_first_epoch()
     out, err = run.finish()
     assert f"({run_id}) finished" in out
+    foreign = [line for line in err.splitlines() if line.strip() and not line.startswith("fer: ")]
+    assert not foreign, foreign  # the dead store said once, by fer: not each of MLflow's retries
+    assert "it occupies" not in out  # the store's share is not asked of a store that is away
     spool = Path(re.search(r"deliver them once it answers with: python -m fer.delivery replay (\S+)", err)[1])
     calls = [json.loads(line) for line in (spool / "calls.jsonl").read_text().splitlines()]
     last = calls[-1]
