@@ -7,6 +7,7 @@ Lightning's logger for the metrics. A joined rank gets a `JoinedRun`, whose writ
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import traceback
@@ -27,6 +28,7 @@ from fer.tracking import tags
 from fer.tracking.lineage import dataset_inputs
 from fer.tracking.logged_model import log_and_register
 from fer.tracking.logger import ResumedLogger, RunLogger
+from fer.tracking.retry import no_http_retries
 from fer.tracking.store import (
     artifact_bytes,
     client_for,
@@ -104,7 +106,8 @@ class TrackedRun:
 
     def _stop_watching(self) -> None:
         if self.monitor is not None:
-            self.monitor.finish()
+            with no_http_retries() if self.client.pending else contextlib.nullcontext():  # the store is away
+                self.monitor.finish()
             self.monitor = None
 
     def log_left_out(self, splits) -> None:

@@ -15,6 +15,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 
 import requests
 from mlflow.exceptions import MlflowException
@@ -34,6 +35,22 @@ def quiet_http_retries() -> None:
     before its first request it asks MLflow to give up sooner (the user's own settings win)."""
     for var, value in QUICK_HTTP.items():
         os.environ.setdefault(var, value)
+
+
+@contextmanager
+def no_http_retries():
+    """MLflow's requests made meanwhile give up at their first failure: for a store fer already knows is away, which
+    a library's own request (the system-metrics monitor's last look at its run) would otherwise wait out (~3 s)."""
+    var = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+    previous = os.environ.get(var)
+    os.environ[var] = "0"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = previous
 
 
 def _chain(exc: BaseException | None):

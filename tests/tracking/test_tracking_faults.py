@@ -8,7 +8,9 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from fer.tracking.delivering_client import DeliveringClient
-from fer.tracking.retry import when_free
+from fer.tracking.retry import no_http_retries, when_free
 
 SERVER_RUN = ["data.n_train=320", "data.n_val=96", "data.n_test=96", "trainer.progress_bar=false", "explain=none"]
 
@@ -160,6 +162,34 @@ def test_a_locked_database_is_retried():
     with pytest.raises(MlflowException, match="UNIQUE"):
         when_free(refused)
     assert len(calls) == 4  # not retried
+
+
+def test_a_store_known_to_be_away_is_asked_once_not_at_each_retry(monkeypatch):
+    """MLflow reads its retry setting at each request, so within `no_http_retries` a library's own call to a store
+    fer knows is away (the system-metrics monitor's last look at its run) fails at its first try instead of waiting
+    out the backoff (~3 s at the end of a run whose server died)."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    tries = []
+    with socket.socket() as server:  # accepts each connection and hangs up without an answer, as a dying server
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def hang_up():
+            with contextlib.suppress(OSError):
+                while True:
+                    connection, _ = server.accept()
+                    tries.append(1)  # counted before the hang-up the client's error follows
+                    connection.close()
+
+        threading.Thread(target=hang_up, daemon=True).start()
+        client = MlflowClient(f"http://127.0.0.1:{server.getsockname()[1]}")
+        with no_http_retries(), pytest.raises(MlflowException):
+            client.get_run("0" * 32)
+        assert len(tries) == 1 and os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"
+        with pytest.raises(MlflowException):
+            client.get_run("0" * 32)
+        assert len(tries) == 4  # the user's (or fer's) retries again outside it
 
 
 @pytest.mark.slow
