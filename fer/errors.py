@@ -76,10 +76,13 @@ def output_path(path: str | Path, key: str, folder: bool = False) -> Path:
 
 
 @functools.cache
-def exit_without_collecting() -> None:
-    """At exit, after every other exit handler, the command's objects are frozen out of the garbage collector: the
-    interpreter's closing collections would otherwise walk the millions that torch, Lightning and MLflow leave,
-    ~2 s of CPU after a command's last line (cyclic garbage left then is not finalized; files are closed by then)."""
+def collect_only_the_commands_own_objects() -> None:
+    """Once per process, as a command starts, the objects its imports made (torch, Lightning, MLflow: over half a
+    million, which a process forked from one that imported them shares) are frozen out of the garbage collector, so
+    the full collections a run triggers walk only what the run made (a forked run: 4.8 → 4.3 CPU-s); and at exit,
+    after every other exit handler, so are the rest, which the interpreter's closing collections would otherwise walk
+    for ~2 s after a command's last line (cyclic garbage left then is not finalized; files are closed by then)."""
+    gc.freeze()
     atexit.register(gc.freeze)
 
 
@@ -91,7 +94,7 @@ def guarded(fn: F, say_stops: bool = False) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        exit_without_collecting()
+        collect_only_the_commands_own_objects()
         quiet_libraries()
         try:
             return fn(*args, **kwargs)
