@@ -88,7 +88,8 @@ def collect_only_the_commands_own_objects() -> None:
 
 def guarded(fn: F, say_stops: bool = False) -> F:
     """Print a FerError (or a folder fer cannot write) as `fer: error: …` and exit 2 instead of a traceback.
-    Every command runs through here, so here the libraries' own chatter is quieted too. With `say_stops`, Ctrl-C
+    Every command runs through here, so here the libraries' own chatter is quieted too, and the garbage collector
+    kept off the libraries' objects and off the command's exit. With `say_stops`, Ctrl-C
     (or a stop raised as KeyboardInterrupt) that the command does not handle itself ends in one line and the
     signal's exit code; training leaves it to the run's own ending, which records it."""
 

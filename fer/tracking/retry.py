@@ -3,7 +3,8 @@
 sqlite refuses a write while another process holds the database (several runs writing one store): such a call is
 retried here at once, with jittered backoff (`when_free`). A store that does not answer (`transient`,
 `unreachable`) is not waited for here: the delivering client keeps its calls in the spool and goes on. MLflow's own
-HTTP retries would stall training for minutes on a dead server, so they are shortened before the first request.
+HTTP retries would stall training for minutes on a dead server, so they are shortened before the first request,
+and dropped for what a library still asks of a store fer knows is away (`no_http_retries`).
 """
 
 from __future__ import annotations
