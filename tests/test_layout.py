@@ -17,7 +17,8 @@ MODULES = sorted(p for p in [*(REPO / "fer").rglob("*.py"), *(REPO / "hydra_plug
 
 # Lowest first: a module may import fer modules of its own rank or lower.
 RANKS = [
-    ("fer", "fer.console", "fer.errors", "fer.labels", "fer.registry", "fer.stops", "fer.config.", "fer.tracking.tags"),
+    ("fer", "fer.console", "fer.environment", "fer.errors", "fer.labels", "fer.registry", "fer.stops", "fer.config.",
+     "fer.tracking.tags"),
     ("fer.data.", "fer.models."),
     ("fer.training.",),
     ("fer.explain.",),

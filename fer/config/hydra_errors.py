@@ -19,6 +19,7 @@ from hydra.errors import (
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from fer.environment import restored
 from fer.errors import ConfigError, FerError, guarded
 
 _TYPE_NAMES = {int: ("an integer", "integers"), float: ("a number", "numbers"), bool: ("true or false", "booleans"),
@@ -112,22 +113,16 @@ def reports_config_errors(main):
     @guarded
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
-        before = os.environ.get("HYDRA_FULL_ERROR")
-        if before == "1":
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
             return main(*args, **kwargs)
-        os.environ["HYDRA_FULL_ERROR"] = "1"
         try:
-            return main(*args, **kwargs)
+            with restored("HYDRA_FULL_ERROR", "1"):
+                return main(*args, **kwargs)
         except (ConfigCompositionException, OverrideParseException) as e:
             raise composition_error(e) from None
         except InstantiationException as e:  # a plugin (the Optuna sweeper) refused its config
             if isinstance(e.__cause__, FerError):
                 raise e.__cause__ from None
             raise
-        finally:
-            if before is None:
-                os.environ.pop("HYDRA_FULL_ERROR", None)
-            else:
-                os.environ["HYDRA_FULL_ERROR"] = before
 
     return wrapper

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from fer.data.images import open_image
+from fer.environment import restored
 from fer.errors import ConfigError, DataError
 from fer.labels import IMAGE_SIZE
 from fer.registry import Registry
@@ -28,14 +29,10 @@ def opencv():
     """cv2, imported where it is used: its loader prepends to LD_LIBRARY_PATH for child processes (an empty
     entry when it has nothing to add), which fer puts back as it was. OpenCV's and FFmpeg's own log lines are
     silenced (unless OPENCV_LOG_LEVEL / OPENCV_FFMPEG_LOGLEVEL ask for them): fer says itself what failed."""
-    before = os.environ.get("LD_LIBRARY_PATH")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
-    import cv2
+    with restored("LD_LIBRARY_PATH"):
+        import cv2
 
-    if before is None:
-        os.environ.pop("LD_LIBRARY_PATH", None)
-    else:
-        os.environ["LD_LIBRARY_PATH"] = before
     if "OPENCV_LOG_LEVEL" not in os.environ:
         silent = 0  # LOG_LEVEL_SILENT: cv2.utils.logging.setLogLevel in newer wheels, cv2.setLogLevel in 4.8
         getattr(cv2.utils, "logging", cv2).setLogLevel(silent)

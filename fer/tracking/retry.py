@@ -16,10 +16,12 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import requests
 from mlflow.exceptions import MlflowException
+
+from fer.environment import restored
 
 BUSY_TRIES = 8
 
@@ -38,20 +40,10 @@ def quiet_http_retries() -> None:
         os.environ.setdefault(var, value)
 
 
-@contextmanager
-def no_http_retries():
+def no_http_retries() -> AbstractContextManager[None]:
     """MLflow's requests made meanwhile give up at their first failure: for a store fer already knows is away, which
     a library's own request (the system-metrics monitor's last look at its run) would otherwise wait out (~3 s)."""
-    var = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
-    previous = os.environ.get(var)
-    os.environ[var] = "0"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(var, None)
-        else:
-            os.environ[var] = previous
+    return restored("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 
 
 def _chain(exc: BaseException | None):
