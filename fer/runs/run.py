@@ -25,7 +25,7 @@ from fer.runs.ending import ending
 from fer.runs.resume import Resumed, resume_command
 from fer.stops import STOPS
 from fer.tracking import tags
-from fer.tracking.lineage import dataset_inputs
+from fer.tracking.lineage import dataset_inputs, log_dataset_inputs
 from fer.tracking.logged_model import log_and_register
 from fer.tracking.logger import ResumedLogger, RunLogger
 from fer.tracking.retry import no_http_retries
@@ -37,7 +37,6 @@ from fer.tracking.store import (
     run_url,
     set_tags,
     start_run,
-    store_lock,
     ui_command,
 )
 
@@ -126,20 +125,9 @@ class TrackedRun:
             self.client.log_text(self.run_id, out.getvalue(), path)
 
     def log_datasets(self, splits, data_cfg) -> None:
-        """The splits as the run's dataset inputs (training, validation, test), once. MLflow makes a dataset on
-        first use without guarding against another process making the same one at once (the parallel jobs of a
-        sweep on one data set), so a sqlite store is locked around it and a clash is tried once more."""
-        if self.resumed:
-            return
-        inputs = dataset_inputs(splits, data_cfg)
-        for attempt in (1, 2):
-            try:
-                with store_lock(self.client.tracking_uri):
-                    self.client.log_inputs(self.run_id, datasets=inputs)
-                return
-            except MlflowException as e:
-                if attempt == 2 or "UNIQUE constraint" not in str(e) and e.error_code != "RESOURCE_ALREADY_EXISTS":
-                    raise
+        """The splits as the run's dataset inputs (training, validation, test), once."""
+        if not self.resumed:
+            log_dataset_inputs(self.client, self.run_id, dataset_inputs(splits, data_cfg))
 
     @contextmanager
     def closing(self, interruption):

@@ -16,6 +16,8 @@ from mlflow.entities import DatasetInput, InputTag
 from fer.data.load import DATASETS
 from fer.data.splits import Split, Splits
 from fer.tracking import tags
+from fer.tracking.retry import made_meanwhile
+from fer.tracking.store import store_lock
 
 
 def digest(split: Split) -> str:
@@ -48,3 +50,17 @@ def dataset_inputs(splits: Splits, data_cfg) -> list[DatasetInput]:
                                          InputTag(tags.CLASS_COUNTS, json.dumps(counts)),
                                          InputTag(tags.CLASSES, json.dumps(list(splits.classes)))]))
     return inputs
+
+
+def log_dataset_inputs(client, run_id: str, inputs: list[DatasetInput]) -> None:
+    """Log `inputs` to the run. MLflow makes a dataset on first use without guarding against another process making
+    the same one at once (the parallel jobs of a sweep on one data set): a sqlite store is locked around it, and a
+    clash on a server's database is made again once, when the winner's dataset is there to be found."""
+    for attempt in (1, 2):
+        try:
+            with store_lock(client.tracking_uri):
+                client.log_inputs(run_id, datasets=inputs)
+            return
+        except Exception as e:
+            if attempt == 2 or not made_meanwhile(e):
+                raise

@@ -59,6 +59,17 @@ def busy(exc: BaseException) -> bool:
     return any("database is locked" in str(e) for e in _chain(exc))
 
 
+_MADE_MEANWHILE = re.compile(r"unique constraint|duplicate key|duplicate entry", re.IGNORECASE)
+
+
+def made_meanwhile(exc: BaseException) -> bool:
+    """The store refused to make a row another process made at the same moment: MLflow checks, then inserts, so two
+    runs making one dataset at once clash on its key (sqlite's `UNIQUE constraint failed`, PostgreSQL's `duplicate
+    key value violates unique constraint`, MySQL's `Duplicate entry`); the call made again finds the row."""
+    return (isinstance(exc, MlflowException) and exc.error_code == "RESOURCE_ALREADY_EXISTS"
+            or any(_MADE_MEANWHILE.search(str(e)) for e in _chain(exc)))
+
+
 def transient(exc: BaseException) -> bool:
     """Whether a failed call may succeed later: the store did not answer (refused, reset, timed out, 5xx after
     MLflow's own retries) or was busy. A 4xx is a bad call, a bug: it is not retried."""
