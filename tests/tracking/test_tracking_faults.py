@@ -19,10 +19,11 @@ import pytest
 from helpers import QUICK, MlflowServer, assert_complete_run, call_fer, free_port, run_fer, store
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST
 from mlflow.tracking import MlflowClient
 
 from fer.tracking.delivering_client import DeliveringClient
-from fer.tracking.retry import no_http_retries, when_free
+from fer.tracking.retry import made_meanwhile, no_http_retries, when_free
 
 SERVER_RUN = ["data.n_train=320", "data.n_val=96", "data.n_test=96", "trainer.progress_bar=false", "explain=none"]
 
@@ -162,6 +163,18 @@ def test_a_locked_database_is_retried():
     with pytest.raises(MlflowException, match="UNIQUE"):
         when_free(refused)
     assert len(calls) == 4  # not retried
+
+
+def test_a_row_another_process_made_at_the_same_moment_is_told_apart_in_each_database_s_words():
+    """What a clash on a new dataset's key reads like from each store (the call made again finds the row), and what
+    must not be taken for one."""
+    clashes = ["(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, datasets.name",
+               'BAD_REQUEST: (psycopg2.errors.UniqueViolation) duplicate key value violates unique constraint '
+               '"dataset_pk"', "(pymysql.err.IntegrityError) (1062, \"Duplicate entry '1-train' for key 'PRIMARY'\")"]
+    assert all(made_meanwhile(MlflowException(text)) for text in clashes)
+    assert made_meanwhile(MlflowException("exists", RESOURCE_ALREADY_EXISTS))
+    assert not made_meanwhile(MlflowException("(sqlite3.OperationalError) database is locked"))
+    assert not made_meanwhile(MlflowException("Run 'abc' not found", RESOURCE_DOES_NOT_EXIST))
 
 
 def test_a_store_known_to_be_away_is_asked_once_not_at_each_retry(monkeypatch):
