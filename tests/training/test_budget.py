@@ -13,7 +13,7 @@ from fer.training.budget import TimeBudget
 from fer.training.optim import build_schedule
 from fer.training.trainer import native_precision
 
-BUDGET_MIN = 0.2
+BUDGET_MIN = 0.3
 
 
 @pytest.mark.slow
