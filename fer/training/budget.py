@@ -1,7 +1,8 @@
 """Training to a wall-clock budget (`trainer.budget_min`): epoch counts do not transfer between machines, minutes do.
 
 The budget runs from the job's start (data reading included) to the end of training; the test, explanations and
-the model's logging follow it. The fit's first steps are timed; from their rate (and from how long an epoch's end
+the model's logging follow it. The fit's first steps are timed (fewer on a machine so slow that timing them would
+take a noticeable share of the budget); from their rate (and from how long an epoch's end
 takes — validation, checkpoints, artifacts — once one has passed) the callback plans how many optimizer steps fit in
 what is left, rebuilds the learning-rate schedule for exactly that many (so a one-cycle ends at its final rate), and
 asks Lightning to stop after the last one — Lightning then validates the partial last epoch. At each epoch's start
@@ -19,7 +20,9 @@ import pytorch_lightning as pl
 from fer.training.optim import build_schedule
 
 WARMUP_STEPS = 5  # untimed first steps (allocator, oneDNN's kernel choice)
-TIMED_STEPS = 20  # steps timed before the first plan
+TIMED_STEPS = 20  # steps timed before the first plan…
+TIMED_SHARE = 0.05  # …or fewer, once timing has taken this share of the budget (a slow machine, a short budget)
+MIN_TIMED_STEPS = 3  # the fewest steps a rate is measured from: the first plan's, and each epoch's after it
 UNPLANNED_EPOCHS = 10**6  # the fit's horizon until the first plan: the config's max_epochs might end it before
 REPLAN_TOLERANCE = 0.01  # a new plan replaces the schedule when it differs by more than this share of steps
 
@@ -34,6 +37,7 @@ class TimeBudget(pl.Callback):
 
     def __init__(self, minutes: float, started: float):
         self.deadline = started + 60 * minutes
+        self.timing_s = TIMED_SHARE * 60 * minutes  # the longest the first plan waits for its timed steps
         self.total: int | None = None  # the planned optimizer steps of the whole fit
         self.step_s: float | None = None
         self.boundary_s: float | None = None
@@ -57,14 +61,15 @@ class TimeBudget(pl.Callback):
         self._last_step_at = now = time.monotonic()
         if step == self._first_step + WARMUP_STEPS:
             self._timer = (step, now)
-        elif self._timer and self.total is None and step == self._timer[0] + TIMED_STEPS:
-            self.step_s = (now - self._timer[1]) / TIMED_STEPS
+        elif self._timer and self.total is None and (step == self._timer[0] + TIMED_STEPS or (
+                step >= self._timer[0] + MIN_TIMED_STEPS and now - self._timer[1] >= self.timing_s)):
+            self.step_s = (now - self._timer[1]) / (step - self._timer[0])
             self._plan(trainer, pl_module)
         if self.total is not None and step >= self.total:
             trainer.should_stop = True
 
     def on_train_epoch_end(self, trainer, pl_module):
-        if self.total is not None and self._timer and trainer.global_step - self._timer[0] >= TIMED_STEPS:
+        if self.total is not None and self._timer and trainer.global_step - self._timer[0] >= MIN_TIMED_STEPS:
             self.step_s = (self._last_step_at - self._timer[1]) / (trainer.global_step - self._timer[0])
 
     def on_train_epoch_start(self, trainer, pl_module):
