@@ -66,10 +66,11 @@ REGISTERED_RUN = [*QUICK, "explain=none", "tracking.log_model=true", "tracking.s
 
 
 @pytest.fixture(scope="session")
-def registered(tmp_path_factory):
+def registered(tmp_path_factory, empty_store):
     """Two runs with their MLflow Models, registered as fer-cnn: the first with the alias champion (version 1), the
     second without system metrics (version 2). For the tests in xdist_group("registered"): one worker trains them."""
     cwd = tmp_path_factory.mktemp("registry")
+    shutil.copy(empty_store, cwd / "mlflow.db")
     first = call_fer("fer.train", *REGISTERED_RUN, "tracking.register=fer-cnn", "tracking.alias=champion", cwd=cwd)
     second = call_fer("fer.train", *REGISTERED_RUN, "tracking.register=fer-cnn", "tracking.system_metrics=false",
                       "seed=1", cwd=cwd)

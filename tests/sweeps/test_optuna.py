@@ -15,7 +15,8 @@ SPACE = ("optim.lr", "optim.weight_decay", "model.dropout", "data.batch_size")
 
 
 @pytest.mark.slow
-def test_three_trials_are_child_runs_and_the_parent_records_the_best(tmp_path):
+def test_three_trials_are_child_runs_and_the_parent_records_the_best(tmp_path, empty_store):
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
     proc = call_fer("fer.train", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
                     "hydra.sweeper.storage=sqlite:///optuna.db", "hydra.sweeper.study_name=search",
                     "optim.lr=tag(log,interval(1e-3,3e-3))", *FAST, cwd=tmp_path)

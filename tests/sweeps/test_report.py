@@ -33,8 +33,9 @@ needs_pdf_tools = pytest.mark.skipif(bool(PDF_TOOLS), reason=f"no {', '.join(PDF
 
 
 @pytest.fixture(scope="module")
-def hw3(tmp_path_factory):
+def hw3(tmp_path_factory, empty_store):
     cwd = tmp_path_factory.mktemp("hw3")
+    shutil.copy(empty_store, cwd / "mlflow.db")
     proc = call_fer("fer.train", *SWEEP, cwd=cwd)
     assert proc.returncode == 0, proc.stderr
     client = store(cwd)

@@ -3,15 +3,18 @@ parallel joblib workers, its comparison and registration: test_sweep_stop.py, wh
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from helpers import faces, run_fer, store, write_fer_csv
 
 pytestmark = pytest.mark.slow  # sweeps of several jobs
 
 
-def test_a_failing_job_leaves_the_parent_failed_not_running(tmp_path):
+def test_a_failing_job_leaves_the_parent_failed_not_running(tmp_path, empty_store):
     """The basic launcher stops the sweep at a failing job without Hydra's multirun-end hook (the parent is closed
     as the process ends: a process, not call_fer)."""
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
     usages = ["Training"] * 120 + ["PublicTest"] * 40 + ["PrivateTest"] * 40
     good = write_fer_csv(tmp_path / "good.csv", faces(200), [i % 7 for i in range(200)], usages)
     gone = tmp_path / "gone.csv"  # valid as a setting; its job finds no file: a failure no check before it can see

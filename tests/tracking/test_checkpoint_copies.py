@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from types import SimpleNamespace
 
 from mlflow.tracking import MlflowClient
@@ -10,7 +11,8 @@ from mlflow.tracking import MlflowClient
 from fer.tracking.checkpoints import CheckpointCopies
 
 
-def test_a_newer_best_replaces_the_older_in_the_store(tmp_path):
+def test_a_newer_best_replaces_the_older_in_the_store(tmp_path, empty_store):
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run_id = client.create_run(client.create_experiment("fer", artifact_location=str(tmp_path / "mlruns"))).info.run_id
     copies = CheckpointCopies(client, run_id, every=1)

@@ -52,9 +52,10 @@ def assert_each_epoch_once(client, run_id: str) -> None:
 
 
 @pytest.mark.slow
-def test_kill_9_mid_epoch_then_resume_elsewhere_continues_the_same_run_from_the_store(tmp_path):
+def test_kill_9_mid_epoch_then_resume_elsewhere_continues_the_same_run_from_the_store(tmp_path, empty_store):
     """Killed, then resumed from another folder where no local checkpoint exists (another machine that reaches
     the store): last.ckpt and the best checkpoint come from the run's artifacts, into the same run."""
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
     proc = start(tmp_path, *LONG)
     run_id = wait_for_epoch(proc, tmp_path, 0)
     time.sleep(0.3)  # inside epoch 1: its checkpoint does not exist yet
@@ -86,7 +87,8 @@ def test_kill_9_mid_epoch_then_resume_elsewhere_continues_the_same_run_from_the_
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("sig", "cause", "code"), [(signal.SIGTERM, "SIGTERM", 143), (signal.SIGINT, "Ctrl-C", 130)])
-def test_signal_ends_the_run_killed_with_the_resume_command(tmp_path, sig, cause, code):
+def test_signal_ends_the_run_killed_with_the_resume_command(tmp_path, empty_store, sig, cause, code):
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
     proc = start(tmp_path, *LONG)
     run_id = wait_for_epoch(proc, tmp_path, 0)
     proc.send_signal(sig)
@@ -104,9 +106,10 @@ def test_signal_ends_the_run_killed_with_the_resume_command(tmp_path, sig, cause
 
 
 @pytest.mark.slow
-def test_sigterm_while_explanations_render_ends_the_run_at_once_keeping_what_was_drawn(tmp_path):
+def test_sigterm_while_explanations_render_ends_the_run_at_once_keeping_what_was_drawn(tmp_path, empty_store):
     """After testing, a filter ascent far too long to finish obeys SIGTERM at its next step: exit 143, the run
     KILLED with its test metrics and the saliency figures already drawn."""
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
     proc = start(tmp_path, *SLIM_CNN, "data.n_train=256", "data.n_val=64", "data.n_test=64", "trainer.max_epochs=1",
                  "trainer.progress_bar=false", "explain.filters.steps=10000000")
     deadline = time.monotonic() + 300
