@@ -69,7 +69,8 @@ def test_installed_wheel_ships_every_config_and_its_commands_run_from_an_empty_f
 
     sweep = only_fer_lines(run(venv_python, "-m", "fer.train", "-m", "explain=default,none", "data.limit=64",
                                "trainer.max_epochs=1", "trainer.progress_bar=false", "explain.filters.steps=20",
-                               cwd=tmp_path))  # a job with every explanation (a short gradient ascent), one without
+                               "explain.filters.n=4", "explain.layer_outputs.n=4", cwd=tmp_path))
+    # a job with every explanation (a short gradient ascent of four filters), one without
     assert sweep.stdout.count(" finished: ") == 2 and "comparison in the parent run" in sweep.stdout
     assert sweep.stdout.count("fer: open it with: mlflow ui") == 1 and "fer: the homework's answers from it: " \
         "python -m fer.report " in sweep.stdout  # once for the sweep, not once a job
