@@ -12,6 +12,7 @@ import numpy as np
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.numpy_dataset import from_numpy
 from mlflow.entities import DatasetInput, InputTag
+from mlflow.exceptions import MlflowException
 
 from fer.data.load import DATASETS
 from fer.data.splits import Split, Splits
@@ -61,6 +62,6 @@ def log_dataset_inputs(client, run_id: str, inputs: list[DatasetInput]) -> None:
             with store_lock(client.tracking_uri):
                 client.log_inputs(run_id, datasets=inputs)
             return
-        except Exception as e:
+        except MlflowException as e:
             if attempt == 2 or not made_meanwhile(e):
                 raise

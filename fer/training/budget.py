@@ -2,12 +2,13 @@
 
 The budget runs from the job's start (data reading included) to the end of training; the test, explanations and
 the model's logging follow it. The fit's first steps are timed (fewer on a machine so slow that timing them would
-take a noticeable share of the budget); from their rate (and from how long an epoch's end
-takes — validation, checkpoints, artifacts — once one has passed) the callback plans how many optimizer steps fit in
-what is left, rebuilds the learning-rate schedule for exactly that many (so a one-cycle ends at its final rate), and
-asks Lightning to stop after the last one — Lightning then validates the partial last epoch. At each epoch's start
-it plans again from the measured times, so a machine that slows down still ends on time with the schedule
-completed. Lightning's own `max_time` stops a fit wherever the clock runs out, mid-schedule; hence this callback.
+take a noticeable share of the budget); from their rate (and from how long an epoch's end takes — validation,
+checkpoints, artifacts — once one has passed) the callback plans how many optimizer steps fit in what is left,
+rebuilds the learning-rate schedule for exactly that many (so a one-cycle ends at its final rate), and asks
+Lightning to stop after the last one — Lightning then validates the partial last epoch. At each epoch's start it
+plans again from the measured times (each epoch's own steps re-measure the rate), so a machine that slows down
+still ends on time with the schedule completed. Lightning's own `max_time` stops a fit wherever the clock runs out,
+mid-schedule; hence this callback.
 """
 
 from __future__ import annotations
