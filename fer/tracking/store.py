@@ -23,7 +23,7 @@ from mlflow.utils.rest_utils import http_request
 from fer.errors import FerError
 from fer.tracking import tags
 from fer.tracking.delivering_client import DeliveringClient
-from fer.tracking.retry import quiet_http_retries, unreachable, when_free
+from fer.tracking.retry import made_meanwhile, quiet_http_retries, unreachable, when_free
 
 PREFLIGHT_S = 5.0
 
@@ -125,7 +125,7 @@ def experiment_id(client: MlflowClient, tracking) -> str:
             return client.create_experiment(name, artifact_location=location,
                                             tags={tags.EXPERIMENT_KIND: tags.MODEL_TRAINING})
         except MlflowException as e:  # another process made it first (a server has no lock of ours)
-            if e.error_code != "RESOURCE_ALREADY_EXISTS":
+            if not made_meanwhile(e):
                 raise
             return client.get_experiment_by_name(name).experiment_id
 
